@@ -1,0 +1,1 @@
+"""Orchestration: ingest (feeds -> book -> store) and papermill pipeline runs."""
