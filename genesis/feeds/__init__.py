@@ -1,0 +1,1 @@
+"""Feeds: venue-specific parsing at the edge, normalised event arrays inside."""

@@ -1,0 +1,1 @@
+"""Binance: capture files (and, later, the live websocket client)."""

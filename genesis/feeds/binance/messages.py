@@ -1,0 +1,173 @@
+"""Reference parser for one Binance capture line, and the reasons a line is rejected.
+
+This is the plain-Python definition of what a capture line means. The Numba scanner
+(:mod:`.scan`) handles the common, strict shape fast; every line it does not accept comes
+here, and the tests run both over the real captures and require identical output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import orjson
+
+from genesis.feeds.binance import scan as _scan
+
+KIND_NAMES = {
+    _scan.KIND_DEPTH: "depth",
+    _scan.KIND_TRADE: "trade",
+    _scan.KIND_QUOTE: "bookTicker",
+    _scan.KIND_SNAPSHOT: "snapshot",
+}
+
+
+class BadMessage(ValueError):
+    """A capture line that cannot be used; ``reason`` is stored in quarantine."""
+
+    def __init__(self, reason: str, stream: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.stream = stream
+
+
+@dataclass
+class ParsedLine:
+    """One normalised line, in the scanner's column layout (see ``scan.I_*``)."""
+
+    kind: int
+    stream: str
+    symbol: str  # upper case venue symbol, "" for a snapshot without one
+    ints: list[int]
+    floats: list[float]
+    levels: list[tuple[int, float, float]] = field(default_factory=list)  # (side, price, qty)
+
+
+def _decimal(value, what: str, stream: str, *, positive: bool) -> float:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise BadMessage(f"{what} is {type(value).__name__}, expected a decimal string", stream)
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadMessage(f"{what} {value!r} is not a number", stream) from None
+    if math.isnan(number) or math.isinf(number):
+        raise BadMessage(f"{what} is {value!r}", stream)
+    if number < 0 or (positive and number == 0):
+        raise BadMessage(f"{what} {value!r} is {'not positive' if number == 0 else 'negative'}", stream)
+    return number
+
+
+def _integer(data: dict, key: str, stream: str) -> int:
+    if key not in data:
+        raise BadMessage(f"missing field {key!r}", stream)
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadMessage(f"field {key!r} is {value!r}, expected an integer", stream)
+    return value
+
+
+def _levels(data: dict, key: str, side: int, stream: str) -> list[tuple[int, float, float]]:
+    if key not in data:
+        raise BadMessage(f"missing field {key!r}", stream)
+    rows = data[key]
+    if not isinstance(rows, list):
+        raise BadMessage(f"field {key!r} is not a list of levels", stream)
+    out = []
+    for row in rows:
+        if not isinstance(row, list) or len(row) < 2:
+            raise BadMessage(f"level {row!r} in {key!r} is not [price, size]", stream)
+        price = _decimal(row[0], f"{key} price", stream, positive=True)
+        qty = _decimal(row[1], f"{key} size", stream, positive=False)
+        out.append((side, price, qty))
+    return out
+
+
+def _times(data: dict, ints: list[int]) -> None:
+    """exch_ts: transaction time T where sent, else event time E, else 0 (venue sent none)."""
+    event = data.get("E")
+    trans = data.get("T")
+    for key, value in (("E", event), ("T", trans)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise BadMessage(f"field {key!r} is {value!r}, expected milliseconds")
+    ints[_scan.I_EVENT] = (event or 0) * 1_000_000
+    ints[_scan.I_EXCH] = (trans if trans is not None else (event or 0)) * 1_000_000
+
+
+def parse_line(line: bytes) -> ParsedLine | None:
+    """Parse one capture line. Returns None for a blank line; raises :class:`BadMessage`."""
+    text = line.rstrip(b"\r\n ")
+    if not text:
+        return None
+    head, sep, body = text.partition(b" ")
+    if not sep or not head.isdigit():
+        raise BadMessage("line does not start with '<receive time ns> '")
+    local_ts = int(head)
+    if local_ts >= 2**63:
+        raise BadMessage(f"receive time {head.decode()} is out of range")
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        # orjson reports the character position; an error at the very end means the line was cut.
+        truncated = exc.pos >= len(body.decode("utf-8", "replace")) - 1
+        raise BadMessage(("truncated message: " if truncated else "invalid JSON: ") + exc.msg) from None
+    if not isinstance(message, dict):
+        raise BadMessage("message is not a JSON object")
+
+    ints = [0] * _scan.N_INT_COLS
+    ints[_scan.I_LOCAL] = local_ts
+    ints[_scan.I_FIRST] = -1
+    ints[_scan.I_PREV] = -1
+    floats = [0.0] * _scan.N_FLOAT_COLS
+
+    if "lastUpdateId" in message:
+        stream = "snapshot"
+        ints[_scan.I_LAST] = _integer(message, "lastUpdateId", stream)
+        _times(message, ints)
+        levels = _levels(message, "bids", 1, stream) + _levels(message, "asks", -1, stream)
+        symbol = str(message.get("symbol", "")).upper()
+        return ParsedLine(_scan.KIND_SNAPSHOT, stream, symbol, ints, floats, levels)
+
+    stream = message.get("stream")
+    data = message.get("data")
+    if not isinstance(stream, str) or not isinstance(data, dict):
+        raise BadMessage("neither a combined-stream message {stream, data} nor a depth snapshot")
+    symbol, _, channel = stream.partition("@")
+    if channel.startswith("depth"):
+        kind = _scan.KIND_DEPTH
+    elif channel == "trade":
+        kind = _scan.KIND_TRADE
+    elif channel == "bookTicker":
+        kind = _scan.KIND_QUOTE
+    else:
+        raise BadMessage(f"unknown stream {stream!r}", stream)
+
+    try:
+        _times(data, ints)
+    except BadMessage as exc:
+        raise BadMessage(exc.reason, stream) from None
+    levels: list[tuple[int, float, float]] = []
+    if kind == _scan.KIND_DEPTH:
+        if "E" not in data:
+            raise BadMessage("missing field 'E'", stream)
+        ints[_scan.I_FIRST] = _integer(data, "U", stream)
+        ints[_scan.I_LAST] = _integer(data, "u", stream)
+        if "pu" in data:
+            ints[_scan.I_PREV] = _integer(data, "pu", stream)
+        levels = _levels(data, "b", 1, stream) + _levels(data, "a", -1, stream)
+    elif kind == _scan.KIND_TRADE:
+        if "T" not in data:
+            raise BadMessage("missing field 'T'", stream)
+        ints[_scan.I_LAST] = _integer(data, "t", stream)
+        maker = data.get("m")
+        if not isinstance(maker, bool):
+            raise BadMessage(f"field 'm' is {maker!r}, expected true or false", stream)
+        ints[_scan.I_FLAG] = int(maker)
+        floats[0] = _decimal(data.get("p"), "trade price", stream, positive=True)
+        floats[1] = _decimal(data.get("q"), "trade size", stream, positive=True)
+    else:
+        ints[_scan.I_LAST] = _integer(data, "u", stream)
+        floats[0] = _decimal(data.get("b"), "best bid price", stream, positive=True)
+        floats[1] = _decimal(data.get("B"), "best bid size", stream, positive=False)
+        floats[2] = _decimal(data.get("a"), "best ask price", stream, positive=True)
+        floats[3] = _decimal(data.get("A"), "best ask size", stream, positive=False)
+    return ParsedLine(kind, stream, symbol.upper(), ints, floats, levels)
