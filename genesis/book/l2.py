@@ -55,6 +55,9 @@ GAP_REASONS = {
 _N_BID, _N_ASK, _SYNC, _LAST_ID, _RULE = range(5)
 # Layout of the int64 ``counters`` vector.
 _C_PENDING, _C_APPLIED, _C_TOP, _C_GAPS = range(4)
+# Columns of the int64 ``gaps`` array: message, expected id, received id, GAP_* reason,
+# number of top-L rows emitted before the book broke (to know which row it invalidates).
+GAP_MSG, GAP_EXPECTED, GAP_RECEIVED, GAP_REASON, GAP_ROWS_BEFORE = range(5)
 
 
 @nb.njit(cache=True)
@@ -126,12 +129,13 @@ def apply_deltas_kernel(state, bid_key, bid_qty, ask_key, ask_qty, side, price, 
 
 
 @nb.njit(cache=True)
-def _record_gap(counters, gap_msg, gap_expected, gap_received, gap_reason, i, expected, received, reason):
+def _record_gap(counters, gaps, i, expected, received, reason):
     g = counters[_C_GAPS]
-    gap_msg[g] = i
-    gap_expected[g] = expected
-    gap_received[g] = received
-    gap_reason[g] = reason
+    gaps[g, GAP_MSG] = i
+    gaps[g, GAP_EXPECTED] = expected
+    gaps[g, GAP_RECEIVED] = received
+    gaps[g, GAP_REASON] = reason
+    gaps[g, GAP_ROWS_BEFORE] = counters[_C_TOP]
     counters[_C_GAPS] = g + 1
 
 
@@ -139,8 +143,7 @@ def _record_gap(counters, gap_msg, gap_expected, gap_received, gap_reason, i, ex
 def _process_depth(
     i, state, bid_key, bid_qty, ask_key, ask_qty,
     first_id, last_id, prev_id, lvl_start, lvl_count, lvl_side, lvl_price, lvl_qty,
-    pending, counters, outcome, applied, top_msg, bid_px, bid_sz, ask_px, ask_sz,
-    gap_msg, gap_expected, gap_received, gap_reason,
+    pending, counters, outcome, applied, top_msg, bid_px, bid_sz, ask_px, ask_sz, gaps,
 ):
     """One depth event (not a snapshot) under the sequencing rule in ``state``."""
     sync = state[_SYNC]
@@ -159,7 +162,7 @@ def _process_depth(
             outcome[i] = OUT_STALE
             return
         if not covers:
-            _record_gap(counters, gap_msg, gap_expected, gap_received, gap_reason, i,
+            _record_gap(counters, gaps, i,
                         last + 1 if spot else last, U, GAP_NOT_COVERED)
             state[_SYNC] = WAITING
             pending[0] = i
@@ -171,7 +174,7 @@ def _process_depth(
             if u <= last:
                 outcome[i] = OUT_STALE  # a repeat of an event the book already holds
                 return
-            _record_gap(counters, gap_msg, gap_expected, gap_received, gap_reason, i,
+            _record_gap(counters, gaps, i,
                         last + 1 if spot else last, U if spot else prev_id[i], GAP_SEQUENCE)
             state[_SYNC] = WAITING
             pending[0] = i
@@ -181,7 +184,7 @@ def _process_depth(
     state[_LAST_ID] = u
     if _is_crossed(state, bid_key, ask_key):
         outcome[i] = OUT_CROSSED
-        _record_gap(counters, gap_msg, gap_expected, gap_received, gap_reason, i, u, u, GAP_CROSSED)
+        _record_gap(counters, gaps, i, u, u, GAP_CROSSED)
         state[_SYNC] = WAITING
         counters[_C_PENDING] = 0
         return
@@ -199,8 +202,7 @@ def _process_depth(
 def apply_depth_kernel(
     start, state, bid_key, bid_qty, ask_key, ask_qty,
     is_snapshot, first_id, last_id, prev_id, lvl_start, lvl_count, lvl_side, lvl_price, lvl_qty,
-    pending, counters, outcome, applied, top_msg, bid_px, bid_sz, ask_px, ask_sz,
-    gap_msg, gap_expected, gap_received, gap_reason,
+    pending, counters, outcome, applied, top_msg, bid_px, bid_sz, ask_px, ask_sz, gaps,
 ):
     """Process messages ``start..n`` in arrival order. Returns the index it stopped at:
     ``n`` when done, earlier when a side could overflow its capacity (grow and call again)."""
@@ -222,7 +224,7 @@ def apply_depth_kernel(
             state[_LAST_ID] = last_id[i]
             if _is_crossed(state, bid_key, ask_key):
                 outcome[i] = OUT_CROSSED
-                _record_gap(counters, gap_msg, gap_expected, gap_received, gap_reason, i,
+                _record_gap(counters, gaps, i,
                             last_id[i], last_id[i], GAP_CROSSED)
                 state[_SYNC] = WAITING
                 continue
@@ -238,8 +240,7 @@ def apply_depth_kernel(
                 _process_depth(
                     buffered[b], state, bid_key, bid_qty, ask_key, ask_qty,
                     first_id, last_id, prev_id, lvl_start, lvl_count, lvl_side, lvl_price, lvl_qty,
-                    pending, counters, outcome, applied, top_msg, bid_px, bid_sz, ask_px, ask_sz,
-                    gap_msg, gap_expected, gap_received, gap_reason,
+                    pending, counters, outcome, applied, top_msg, bid_px, bid_sz, ask_px, ask_sz, gaps,
                 )
         else:
             if state[_N_BID] + lvl_count[i] > capacity or state[_N_ASK] + lvl_count[i] > capacity:
@@ -247,8 +248,7 @@ def apply_depth_kernel(
             _process_depth(
                 i, state, bid_key, bid_qty, ask_key, ask_qty,
                 first_id, last_id, prev_id, lvl_start, lvl_count, lvl_side, lvl_price, lvl_qty,
-                pending, counters, outcome, applied, top_msg, bid_px, bid_sz, ask_px, ask_sz,
-                gap_msg, gap_expected, gap_received, gap_reason,
+                pending, counters, outcome, applied, top_msg, bid_px, bid_sz, ask_px, ask_sz, gaps,
             )
     return n
 
@@ -260,7 +260,8 @@ class DepthResult:
     ``outcome[i]`` is one of the ``OUT_*`` codes for message i. ``applied`` lists the
     messages (snapshots included) in the order they were applied: the delta stream that
     rebuilds the book. ``top_msg[r]`` is the message after which top-L row r was taken.
-    Gaps: message index, expected and received id, ``GAP_*`` reason.
+    ``gaps`` has one row per time the book became invalid, columns ``GAP_*`` (message,
+    expected and received update id, reason, top-L rows emitted before it).
     """
 
     outcome: np.ndarray
@@ -270,10 +271,7 @@ class DepthResult:
     bid_sz: np.ndarray
     ask_px: np.ndarray
     ask_sz: np.ndarray
-    gap_msg: np.ndarray
-    gap_expected: np.ndarray
-    gap_received: np.ndarray
-    gap_reason: np.ndarray
+    gaps: np.ndarray
 
 
 class L2Book:
@@ -379,7 +377,7 @@ class L2Book:
         applied = np.empty(n, np.int64)
         top_msg = np.empty(n, np.int64)
         top = self._top_arrays(n)
-        gaps = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int8))
+        gaps = np.empty((n, 5), np.int64)
         args = (np.ascontiguousarray(is_snapshot, dtype=np.bool_),
                 *(np.ascontiguousarray(a, dtype=np.int64) for a in (first_id, last_id, prev_id, lvl_start, lvl_count)),
                 np.ascontiguousarray(lvl_side, dtype=np.int8),
@@ -389,7 +387,7 @@ class L2Book:
         while start < n:
             start = apply_depth_kernel(
                 start, self._state, self._bid_key, self._bid_qty, self._ask_key, self._ask_qty,
-                *args, pending, counters, outcome, applied, top_msg, *top, *gaps,
+                *args, pending, counters, outcome, applied, top_msg, *top, gaps,
             )
             if start < n:  # a side could overflow: grow and resume at that message
                 count = args[5]
@@ -403,6 +401,5 @@ class L2Book:
             top_msg=top_msg[:counters_top],
             bid_px=top[0][:counters_top], bid_sz=top[1][:counters_top],
             ask_px=top[2][:counters_top], ask_sz=top[3][:counters_top],
-            gap_msg=gaps[0][: counters_gaps], gap_expected=gaps[1][: counters_gaps],
-            gap_received=gaps[2][: counters_gaps], gap_reason=gaps[3][: counters_gaps],
+            gaps=gaps[:counters_gaps],
         )

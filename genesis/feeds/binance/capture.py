@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from genesis.arrays import concat_ranges
 from genesis.book.l2 import SEQ_FUTURES, SEQ_SPOT
 from genesis.feeds.binance import scan
-from genesis.feeds.binance.messages import KIND_NAMES, BadMessage, parse_line
+from genesis.feeds.binance.messages import BadMessage, parse_line
 
 TRADE_DTYPE = np.dtype(
     [("exch_ts", "i8"), ("local_ts", "i8"), ("trade_id", "i8"), ("price", "f8"), ("qty", "f8"), ("aggressor", "i1")]
@@ -267,11 +268,10 @@ def _symbol_events(name, path, venue, mine, kinds, ints, floats, side, price, qt
             "spot_/usdm_/cm_); pass venue='binance-spot', 'binance-usdm' or 'binance-coinm'"
         )
     # Level arrays: gather each message's levels contiguously (bids then asks as received).
-    starts = ints[depth_rows, scan.I_LVL_START]
     counts = ints[depth_rows, scan.I_LVL_COUNT]
+    gather = concat_ranges(ints[depth_rows, scan.I_LVL_START], counts)
     offsets = np.zeros(len(depth_rows), np.int64)
     np.cumsum(counts[:-1], out=offsets[1:])
-    gather = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)
     depth = DepthMessages(
         line_no=depth_rows + 1,
         local_ts=ints[depth_rows, scan.I_LOCAL],
@@ -309,5 +309,4 @@ def _symbol_events(name, path, venue, mine, kinds, ints, floats, side, price, qt
     )
 
 
-__all__ = ["read_capture", "CaptureFile", "SymbolEvents", "DepthMessages", "BadLine",
-           "TRADE_DTYPE", "QUOTE_DTYPE", "KIND_NAMES"]
+__all__ = ["read_capture", "CaptureFile", "SymbolEvents", "DepthMessages", "BadLine", "TRADE_DTYPE", "QUOTE_DTYPE"]
