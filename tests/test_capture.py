@@ -1,0 +1,143 @@
+"""Binance captures: the rebuilt book agrees with Binance's own bookTicker, on real data."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import numpy as np
+import pytest
+
+from conftest import ALL_CAPTURES, capture_lines, capture_path
+from genesis.book.l2 import OUT_APPLIED, L2Book
+from genesis.feeds.binance import scan
+from genesis.feeds.binance.capture import read_capture
+from genesis.feeds.binance.messages import BadMessage, parse_line
+
+
+def rebuild(events, book=None):
+    book = book or L2Book(depth=20, sequencing=events.sequencing)
+    d = events.depth
+    return book, book.apply_depth(d.is_snapshot, d.first_id, d.last_id, d.prev_id, d.level_start, d.level_count,
+                                  d.side, d.price, d.qty)
+
+
+def book_ticker_checks(events, result):
+    """(checked, agreeing): bookTickers whose u is the final id of an applied depth event."""
+    row_of_u = {int(u): r for r, u in enumerate(events.depth.last_id[result.top_msg])}
+    checked = agreeing = 0
+    for q in events.quotes:
+        r = row_of_u.get(int(q["update_id"]))
+        if r is None:
+            continue
+        checked += 1
+        agreeing += (result.bid_px[r, 0], result.bid_sz[r, 0], result.ask_px[r, 0], result.ask_sz[r, 0]) == (
+            q["bid_px"], q["bid_sz"], q["ask_px"], q["ask_sz"])
+    return checked, agreeing
+
+
+@pytest.mark.parametrize("name", ALL_CAPTURES)
+def test_rebuilt_top_of_book_equals_every_matching_book_ticker(name):
+    capture = read_capture(capture_path(name))
+    assert capture.bad_lines == [] and len(capture.symbols) == 1
+    (events,) = capture.symbols.values()
+    _, result = rebuild(events)
+    checked, agreeing = book_ticker_checks(events, result)
+    assert checked >= 300, f"only {checked} bookTickers line up with applied depth events"
+    assert agreeing == checked
+    assert len(result.gaps) == 0
+
+
+def test_symbols_are_namespaced_by_venue():
+    expected = {
+        "usdm_btcusdt_20240808.jsonl.gz": "binance-usdm:BTCUSDT",
+        "spot_ethusdt_20240808.jsonl.gz": "binance-spot:ETHUSDT",
+    }
+    for name, symbol in expected.items():
+        assert list(read_capture(capture_path(name)).symbols) == [symbol]
+
+
+@pytest.mark.parametrize("name, cut_fraction", [("usdm_btcusdt_20240808.jsonl.gz", 0.37),
+                                                ("spot_ethusdt_20240808.jsonl.gz", 0.71)])
+def test_capture_split_in_two_files_continues_the_book(tmp_path, name, cut_fraction):
+    lines = capture_lines(name)
+    depth_lines = [i for i, line in enumerate(lines) if b"@depth" in line[:80]]
+    cut = depth_lines[int(len(depth_lines) * cut_fraction)]  # the second file starts at a depth event
+    first, second = tmp_path / "part1.jsonl.gz", tmp_path / "part2.jsonl"
+    first.write_bytes(gzip.compress(b"\n".join(lines[:cut]) + b"\n"))
+    second.write_bytes(b"\n".join(lines[cut:]) + b"\n")
+
+    part1, part2 = read_capture(first), read_capture(second)
+    (events1,), (events2,) = part1.symbols.values(), part2.symbols.values()
+    assert events1.has_snapshot and not events2.has_snapshot
+    book, result1 = rebuild(events1)
+    _, result2 = rebuild(events2, book)  # the same book carries over
+    assert (result2.outcome == OUT_APPLIED).all()
+    checked, agreeing = book_ticker_checks(events2, result2)
+    assert checked > 50 and agreeing == checked
+
+    whole = read_capture(capture_path(name))
+    (events,) = whole.symbols.values()
+    _, result = rebuild(events)
+    assert len(result1.top_msg) + len(result2.top_msg) == len(result.top_msg)
+    np.testing.assert_array_equal(np.vstack([result1.ask_px, result2.ask_px]), result.ask_px)
+
+
+@pytest.mark.parametrize("name", ["spot_ethusdt_20240808.jsonl.gz", "usdm_btcusdt_20240808.jsonl.gz"])
+def test_scanner_agrees_with_the_reference_parser_on_every_line(name):
+    """The Numba fast path and the plain-Python parser read every real line identically."""
+    raw = gzip.decompress(capture_path(name).read_bytes())
+    lines = raw.splitlines()
+    capture = read_capture(capture_path(name))
+    (events,) = capture.symbols.values()
+    d = events.depth
+    trades = iter(events.trades)
+    quotes = iter(events.quotes)
+    depth_index = {int(line_no): k for k, line_no in enumerate(d.line_no)}
+    for i, line in enumerate(lines[:40_000]):
+        parsed = parse_line(line)
+        if parsed.kind == scan.KIND_TRADE:
+            t = next(trades)
+            assert (t["local_ts"], t["exch_ts"], t["trade_id"], t["price"], t["qty"], t["aggressor"]) == (
+                parsed.ints[scan.I_LOCAL], parsed.ints[scan.I_EXCH], parsed.ints[scan.I_LAST],
+                parsed.floats[0], parsed.floats[1], -1 if parsed.ints[scan.I_FLAG] else 1)
+        elif parsed.kind == scan.KIND_QUOTE:
+            q = next(quotes)
+            assert (q["update_id"], q["bid_px"], q["bid_sz"], q["ask_px"], q["ask_sz"]) == (
+                parsed.ints[scan.I_LAST], *parsed.floats)
+        else:
+            k = depth_index[i + 1]
+            assert (d.first_id[k], d.last_id[k], d.prev_id[k], d.exch_ts[k], d.local_ts[k]) == (
+                parsed.ints[scan.I_FIRST], parsed.ints[scan.I_LAST], parsed.ints[scan.I_PREV],
+                parsed.ints[scan.I_EXCH], parsed.ints[scan.I_LOCAL])
+            lo, n = d.level_start[k], d.level_count[k]
+            assert list(zip(d.side[lo:lo + n].tolist(), d.price[lo:lo + n].tolist(), d.qty[lo:lo + n].tolist())) \
+                == parsed.levels
+
+
+@pytest.mark.parametrize("text, fast", [
+    ("61800.20", True), ("0.00000000", True), ("2500.00000000", True), ("0.001", True), ("7", True),
+    ("5.", True), (".5", True), ("9007199254740991", True),
+    ("9007199254740993", False),  # above 2**53: not exact as an integer mantissa
+    ("123456789.12345678", False), ("1e5", False), ("-1", False), ("NaN", False), ("", False), (".", False),
+])
+def test_fast_decimal_parse_is_bit_identical_to_float_or_declines(text, fast):
+    buf = np.frombuffer(f'"{text}",'.encode(), np.uint8)
+    value, end = scan._parse_decimal_string(buf, 0, len(buf))
+    assert (end > 0) == fast  # declined text goes to the reference parser
+    if fast:
+        assert value == float(text) and end == len(text) + 2
+
+
+@pytest.mark.parametrize("line, reason", [
+    (b'1 {"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1,"t":1,"p":"6', "truncated message"),
+    (b'1 {"stream":"btcusdt@trade","data":{"p":}}', "invalid JSON"),
+    (b'1 {"stream":"btcusdt@trade","data":{"T":1,"t":1,"p":"NaN","q":"1","m":true}}', "trade price is 'NaN'"),
+    (b'1 {"stream":"btcusdt@trade","data":{"T":1,"t":1,"p":"5","q":"-1","m":true}}', "trade size '-1' is negative"),
+    (b'1 {"stream":"btcusdt@kline_1m","data":{}}', "unknown stream"),
+    (b'{"stream":"btcusdt@trade"}', "does not start with '<receive time ns> '"),
+    (b'1 {"stream":"btcusdt@depth","data":{"E":1,"U":1,"u":2,"b":[["1","x"]],"a":[]}}', "b size 'x' is not a number"),
+])
+def test_reference_parser_names_the_problem(line, reason):
+    with pytest.raises(BadMessage, match=re.escape(reason)):
+        parse_line(line)
