@@ -51,8 +51,9 @@ GAP_REASONS = {
     GAP_CROSSED: "update crossed the book",
 }
 
-# Layout of the int64 ``state`` vector.
-_N_BID, _N_ASK, _SYNC, _LAST_ID, _RULE = range(5)
+# Layout of the int64 ``state`` vector: sizes and buffer offsets of the sides, sync state,
+# last applied update id, sequencing rule.
+_N_BID, _N_ASK, _BID_LO, _ASK_LO, _SYNC, _LAST_ID, _RULE = range(7)
 # Layout of the int64 ``counters`` vector.
 _C_PENDING, _C_APPLIED, _C_TOP, _C_GAPS = range(4)
 # Columns of the int64 ``gaps`` array: message, expected id, received id, GAP_* reason,
@@ -61,40 +62,72 @@ GAP_MSG, GAP_EXPECTED, GAP_RECEIVED, GAP_REASON, GAP_ROWS_BEFORE = range(5)
 
 
 @nb.njit(cache=True)
-def _apply_level(keys, qtys, n, key, qty):
-    """Set the level ``key`` to ``qty`` (0 removes it) in a side of ``n`` levels; returns new n."""
-    i = np.searchsorted(keys[:n], key)
-    if i < n and keys[i] == key:
+def _apply_level(keys, qtys, lo, n, key, qty):
+    """Set the level ``key`` to ``qty`` (0 removes it) in the side ``keys[lo:lo+n]``.
+
+    Returns the new ``(lo, n)``. The side sits inside a larger buffer, so an insert or a
+    delete moves whichever part is shorter: the top of book for updates near the touch,
+    the tail for deep levels (both are frequent in real diff streams).
+    """
+    hi = lo + n
+    i = lo + np.searchsorted(keys[lo:hi], key)
+    if i < hi and keys[i] == key:
         if qty > 0.0:
             qtys[i] = qty
-            return n
-        for k in range(i, n - 1):
+            return lo, n
+        if i - lo < hi - 1 - i:
+            for k in range(i, lo, -1):
+                keys[k] = keys[k - 1]
+                qtys[k] = qtys[k - 1]
+            return lo + 1, n - 1
+        for k in range(i, hi - 1):
             keys[k] = keys[k + 1]
             qtys[k] = qtys[k + 1]
-        return n - 1
+        return lo, n - 1
     if qty <= 0.0:
-        return n  # removing a level the book does not hold (e.g. beyond the snapshot's depth)
-    for k in range(n, i, -1):
+        return lo, n  # removing a level the book does not hold (e.g. beyond the snapshot's depth)
+    if (i - lo < hi - i and lo > 0) or hi == keys.shape[0]:
+        for k in range(lo - 1, i - 1):
+            keys[k] = keys[k + 1]
+            qtys[k] = qtys[k + 1]
+        keys[i - 1] = key
+        qtys[i - 1] = qty
+        return lo - 1, n + 1
+    for k in range(hi, i, -1):
         keys[k] = keys[k - 1]
         qtys[k] = qtys[k - 1]
     keys[i] = key
     qtys[i] = qty
-    return n + 1
+    return lo, n + 1
 
 
 @nb.njit(cache=True)
-def _write_top(bid_key, bid_qty, n_bid, ask_key, ask_qty, n_ask, row, bid_px, bid_sz, ask_px, ask_sz):
+def _recentered(keys, qtys, lo, n, margin):
+    """Move the side to the middle of its buffer when fewer than ``margin`` free slots remain at an end."""
+    if lo >= margin and keys.shape[0] - (lo + n) >= margin:
+        return lo
+    new_lo = (keys.shape[0] - n) // 2
+    keys[new_lo : new_lo + n] = keys[lo : lo + n].copy()
+    qtys[new_lo : new_lo + n] = qtys[lo : lo + n].copy()
+    return new_lo
+
+
+@nb.njit(cache=True)
+def _write_top(state, bid_key, bid_qty, ask_key, ask_qty, row, bid_px, bid_sz, ask_px, ask_sz):
     depth = bid_px.shape[1]
+    n_bid, n_ask = state[_N_BID], state[_N_ASK]
+    bid_best = state[_BID_LO] + n_bid - 1
+    ask_best = state[_ASK_LO] + n_ask - 1
     for j in range(depth):
         if j < n_bid:
-            bid_px[row, j] = bid_key[n_bid - 1 - j]
-            bid_sz[row, j] = bid_qty[n_bid - 1 - j]
+            bid_px[row, j] = bid_key[bid_best - j]
+            bid_sz[row, j] = bid_qty[bid_best - j]
         else:
             bid_px[row, j] = np.nan
             bid_sz[row, j] = np.nan
         if j < n_ask:
-            ask_px[row, j] = -ask_key[n_ask - 1 - j]
-            ask_sz[row, j] = ask_qty[n_ask - 1 - j]
+            ask_px[row, j] = -ask_key[ask_best - j]
+            ask_sz[row, j] = ask_qty[ask_best - j]
         else:
             ask_px[row, j] = np.nan
             ask_sz[row, j] = np.nan
@@ -102,22 +135,24 @@ def _write_top(bid_key, bid_qty, n_bid, ask_key, ask_qty, n_ask, row, bid_px, bi
 
 @nb.njit(cache=True)
 def _apply_message(state, bid_key, bid_qty, ask_key, ask_qty, start, count, lvl_side, lvl_price, lvl_qty):
-    n_bid = state[_N_BID]
-    n_ask = state[_N_ASK]
+    n_bid, n_ask = state[_N_BID], state[_N_ASK]
+    bid_lo = _recentered(bid_key, bid_qty, state[_BID_LO], n_bid, count)
+    ask_lo = _recentered(ask_key, ask_qty, state[_ASK_LO], n_ask, count)
     for k in range(start, start + count):
         if lvl_side[k] > 0:
-            n_bid = _apply_level(bid_key, bid_qty, n_bid, lvl_price[k], lvl_qty[k])
+            bid_lo, n_bid = _apply_level(bid_key, bid_qty, bid_lo, n_bid, lvl_price[k], lvl_qty[k])
         else:
-            n_ask = _apply_level(ask_key, ask_qty, n_ask, -lvl_price[k], lvl_qty[k])
-    state[_N_BID] = n_bid
-    state[_N_ASK] = n_ask
+            ask_lo, n_ask = _apply_level(ask_key, ask_qty, ask_lo, n_ask, -lvl_price[k], lvl_qty[k])
+    state[_N_BID], state[_N_ASK] = n_bid, n_ask
+    state[_BID_LO], state[_ASK_LO] = bid_lo, ask_lo
 
 
 @nb.njit(cache=True)
 def _is_crossed(state, bid_key, ask_key):
-    n_bid = state[_N_BID]
-    n_ask = state[_N_ASK]
-    return n_bid > 0 and n_ask > 0 and bid_key[n_bid - 1] >= -ask_key[n_ask - 1]
+    n_bid, n_ask = state[_N_BID], state[_N_ASK]
+    return n_bid > 0 and n_ask > 0 and (
+        bid_key[state[_BID_LO] + n_bid - 1] >= -ask_key[state[_ASK_LO] + n_ask - 1]
+    )
 
 
 @nb.njit(cache=True)
@@ -125,7 +160,7 @@ def apply_deltas_kernel(state, bid_key, bid_qty, ask_key, ask_qty, side, price, 
     """Apply raw rows in order, writing the top-L after each row. Capacity is the caller's job."""
     for k in range(side.shape[0]):
         _apply_message(state, bid_key, bid_qty, ask_key, ask_qty, k, 1, side, price, qty)
-        _write_top(bid_key, bid_qty, state[_N_BID], ask_key, ask_qty, state[_N_ASK], k, bid_px, bid_sz, ask_px, ask_sz)
+        _write_top(state, bid_key, bid_qty, ask_key, ask_qty, k, bid_px, bid_sz, ask_px, ask_sz)
 
 
 @nb.njit(cache=True)
@@ -194,7 +229,7 @@ def _process_depth(
     counters[_C_APPLIED] += 1
     row = counters[_C_TOP]
     top_msg[row] = i
-    _write_top(bid_key, bid_qty, state[_N_BID], ask_key, ask_qty, state[_N_ASK], row, bid_px, bid_sz, ask_px, ask_sz)
+    _write_top(state, bid_key, bid_qty, ask_key, ask_qty, row, bid_px, bid_sz, ask_px, ask_sz)
     counters[_C_TOP] = row + 1
 
 
@@ -220,6 +255,7 @@ def apply_depth_kernel(
                 return i
             state[_N_BID] = 0
             state[_N_ASK] = 0
+            state[_BID_LO] = state[_ASK_LO] = capacity // 2
             _apply_message(state, bid_key, bid_qty, ask_key, ask_qty, lvl_start[i], lvl_count[i], lvl_side, lvl_price, lvl_qty)
             state[_LAST_ID] = last_id[i]
             if _is_crossed(state, bid_key, ask_key):
@@ -290,12 +326,13 @@ class L2Book:
         if sequencing not in (SEQ_SPOT, SEQ_FUTURES):
             raise ValueError(f"sequencing={sequencing!r}: expected SEQ_SPOT or SEQ_FUTURES")
         self.depth = depth
-        self._state = np.zeros(5, dtype=np.int64)
+        self._state = np.zeros(7, dtype=np.int64)
         self._state[_RULE] = sequencing
         self._bid_key = np.empty(capacity)
         self._bid_qty = np.empty(capacity)
         self._ask_key = np.empty(capacity)
         self._ask_qty = np.empty(capacity)
+        self.reset()
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -312,14 +349,16 @@ class L2Book:
 
     def reset(self) -> None:
         """Forget the book: wait for the next snapshot."""
-        self._state[[_N_BID, _N_ASK, _SYNC, _LAST_ID]] = (0, 0, WAITING, 0)
+        middle = self._bid_key.shape[0] // 2
+        self._state[[_N_BID, _N_ASK, _BID_LO, _ASK_LO, _SYNC, _LAST_ID]] = (0, 0, middle, middle, WAITING, 0)
 
     def levels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The whole book: bid prices, bid sizes, ask prices, ask sizes, best level first."""
-        nb_, na = self._state[_N_BID], self._state[_N_ASK]
+        bids = slice(self._state[_BID_LO], self._state[_BID_LO] + self._state[_N_BID])
+        asks = slice(self._state[_ASK_LO], self._state[_ASK_LO] + self._state[_N_ASK])
         return (
-            self._bid_key[:nb_][::-1].copy(), self._bid_qty[:nb_][::-1].copy(),
-            -self._ask_key[:na][::-1], self._ask_qty[:na][::-1].copy(),
+            self._bid_key[bids][::-1].copy(), self._bid_qty[bids][::-1].copy(),
+            -self._ask_key[asks][::-1], self._ask_qty[asks][::-1].copy(),
         )
 
     def load(self, bid_px, bid_sz, ask_px, ask_sz, last_update_id: int) -> None:
@@ -336,11 +375,14 @@ class L2Book:
             return
         while capacity < needed:
             capacity *= 2
-        for name in ("_bid_key", "_bid_qty", "_ask_key", "_ask_qty"):
-            old = getattr(self, name)
-            grown = np.empty(capacity)
-            grown[: old.shape[0]] = old
-            setattr(self, name, grown)
+        for side, lo_at, n_at in (("bid", _BID_LO, _N_BID), ("ask", _ASK_LO, _N_ASK)):
+            lo, n = self._state[lo_at], self._state[n_at]
+            new_lo = (capacity - n) // 2  # room to grow at both ends
+            for name in (f"_{side}_key", f"_{side}_qty"):
+                grown = np.empty(capacity)
+                grown[new_lo : new_lo + n] = getattr(self, name)[lo : lo + n]
+                setattr(self, name, grown)
+            self._state[lo_at] = new_lo
 
     def _top_arrays(self, rows: int):
         return tuple(np.empty((rows, self.depth)) for _ in range(4))
