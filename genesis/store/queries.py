@@ -1,4 +1,4 @@
-"""Named read queries over the core tables (``clickhouse/001_core.sql``).
+"""Named read queries over the core tables (``clickhouse/*.sql``).
 
 Notebooks and dashboards read through these instead of writing SQL of their own, so a
 schema change is fixed in one place. Values always travel as bound ``{name:Type}``
@@ -19,7 +19,7 @@ SELECT exch_ts, local_ts, seq, bid_px, bid_sz, ask_px, ask_sz,
        (bid_px + ask_px) / 2 AS mid, ask_px - bid_px AS spread
 FROM (
     SELECT exch_ts, local_ts, seq,
-           s.bid_px[1] AS bid_px, s.bid_sz[1] AS bid_sz, s.ask_px[1] AS ask_px, s.ask_sz[1] AS ask_sz
+           s.best_bid_px AS bid_px, s.best_bid_sz AS bid_sz, s.best_ask_px AS ask_px, s.best_ask_sz AS ask_sz
     FROM book_snapshots AS s
     WHERE {where}
 )
