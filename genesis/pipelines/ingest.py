@@ -116,7 +116,8 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def _first_receive_time(path: Path) -> int:
     """Receive time of a file's first line: the order in which rotated files follow each other."""
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with open(path, "rb") as fh:
+        opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
     try:
         with opener(path, "rb") as fh:
             head = fh.readline().split(b" ", 1)[0]
@@ -150,12 +151,12 @@ def ingest_binance_capture(
         raise ValueError(f"depth_levels={depth_levels}: need at least one level")
     books: dict[str, L2Book] = {}
     reports = []
-    with connect(store_url) as store:
-        migrate(store)
     bar = tqdm(total=len(files), unit="file", disable=not progress, desc="ingest")
     try:
-        for path in files:
-            with connect(store_url) as store:
+        for n, path in enumerate(files):
+            with connect(store_url) as store:  # one short lease per file
+                if n == 0:
+                    migrate(store)
                 report = _ingest_file(store, path, books, replace, depth_levels, grid, grid_ns, venue)
             reports.append(report)
             bar.update(1)
