@@ -45,6 +45,8 @@ def test_trades_exactly_once_and_second_ingest_changes_nothing(store_url):
 
     second = ingest_binance_capture(path, store_url=store_url, progress=False)
     assert second.files[0].status == "skipped"
+    assert second.total("trades") == 0  # nothing written by this run...
+    assert second.to_frame().loc[0, "trades"] == 21_313  # ...and the report shows what the store holds
     assert table_counts(store_url) == counts
 
     replaced = ingest_binance_capture(path, store_url=store_url, replace=True, progress=False)

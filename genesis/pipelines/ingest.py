@@ -49,7 +49,7 @@ _CAPTURE_SUFFIXES = (".jsonl", ".jsonl.gz", ".txt", ".txt.gz", ".gz")
 class FileReport:
     path: Path
     source_id: str
-    status: str  # 'ingested', 'replaced' or 'skipped'
+    status: str  # 'ingested', 'replaced' or 'skipped' (already held: counts are those of the run that stored it)
     symbols: list[str] = field(default_factory=list)
     messages: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -61,14 +61,21 @@ class IngestReport:
     files: list[FileReport]
 
     @property
+    def _processed(self) -> list[FileReport]:
+        return [f for f in self.files if f.status != "skipped"]
+
+    @property
     def messages(self) -> int:
-        return sum(f.messages for f in self.files)
+        """Messages read by this run (skipped files excluded)."""
+        return sum(f.messages for f in self._processed)
 
     def total(self, key: str) -> int:
-        return sum(f.counts.get(key, 0) for f in self.files)
+        """Rows this run wrote to ``key`` (a table, 'gaps' or 'stale_dropped'); skipped files excluded."""
+        return sum(f.counts.get(key, 0) for f in self._processed)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per file: status, symbols, messages and rows written per table."""
+        """One row per file: status, symbols, messages and rows per table (for a skipped file,
+        what the store already holds from it)."""
         columns = ["depth_deltas", "book_snapshots", "trades", "quotes", "quarantine", "gaps"]
         return pd.DataFrame(
             [
@@ -79,7 +86,7 @@ class IngestReport:
         )
 
     def summary(self) -> str:
-        done = [f for f in self.files if f.status != "skipped"]
+        done = self._processed
         skipped = len(self.files) - len(done)
         seconds = sum(f.seconds for f in done)
         rate = f" ({self.messages / seconds:,.0f} messages/s)" if seconds > 0 and self.messages else ""
@@ -167,12 +174,13 @@ def ingest_binance_capture(
     return IngestReport(reports)
 
 
-def _previous_runs(store: Store, source_id: str) -> list[str]:
-    rows = store.query_rows(
-        "SELECT status FROM ingest_log FINAL WHERE source_id = {source_id:String} ORDER BY updated_at",
+def _previous_runs(store: Store, source_id: str) -> list[tuple[str, int, dict[str, int], list[str]]]:
+    """(status, messages, counts, symbols) of each earlier run of this file, oldest first."""
+    return store.query_rows(
+        "SELECT status, messages, counts, symbols FROM ingest_log FINAL"
+        " WHERE source_id = {source_id:String} ORDER BY updated_at",
         {"source_id": source_id},
     )
-    return [r[0] for r in rows]
 
 
 def _delete_source(store: Store, source_id: str) -> None:
@@ -197,8 +205,10 @@ def _ingest_file(store, path, books, replace, depth_levels, grid, grid_ns, venue
     started = time.perf_counter()
     source_id = file_sha256(path)
     history = _previous_runs(store, source_id)
-    if "done" in history and not replace:
-        return FileReport(path, source_id, "skipped")
+    done = [run for run in history if run[0] == "done"]
+    if done and not replace:
+        _, messages, counts, symbols = done[-1]
+        return FileReport(path, source_id, "skipped", list(symbols), messages, dict(counts))
     if history:  # a replace, or the leftovers of a run that did not finish
         _delete_source(store, source_id)
     run = {"source_id": source_id, "run_id": uuid.uuid4(), "path": str(path.resolve()),
@@ -215,7 +225,7 @@ def _ingest_file(store, path, books, replace, depth_levels, grid, grid_ns, venue
         _log(store, run, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
     _log(store, run, "done", counts)
-    status = "replaced" if "done" in history else "ingested"
+    status = "replaced" if done else "ingested"
     return FileReport(path, source_id, status, run["symbols"], capture.n_lines, counts, time.perf_counter() - started)
 
 
