@@ -9,7 +9,7 @@ import pytest
 from conftest import capture_lines, capture_path
 from genesis.cli import main
 from genesis.pipelines import ingest as ingest_module
-from genesis.pipelines.ingest import DATA_TABLES, ingest_binance_capture
+from genesis.pipelines.ingest import SOURCE_TABLES, ingest_binance_capture
 from genesis.store import connect
 
 BTC = "binance-usdm:BTCUSDT"
@@ -18,7 +18,7 @@ SAMPLE = "usdm_btcusdt_20240808.jsonl.gz"
 
 def table_counts(url: str) -> dict[str, int]:
     with connect(url) as store:
-        return {t: store.query_rows(f"SELECT count() FROM {t}")[0][0] for t in DATA_TABLES}
+        return {t: store.query_rows(f"SELECT count() FROM {t}")[0][0] for t in SOURCE_TABLES}
 
 
 def book_ticker_agreement(url: str, symbol: str) -> tuple[int, int]:

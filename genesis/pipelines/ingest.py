@@ -41,7 +41,7 @@ from genesis.store import Store, connect, migrate
 
 KIND = "binance-capture"
 # Tables that hold rows of an ingested file (deleted by source_id on replace / rollback).
-DATA_TABLES = ("depth_deltas", "book_snapshots", "trades", "quotes", "sequence_gaps", "book_checkpoints", "quarantine")
+SOURCE_TABLES = ("depth_deltas", "book_snapshots", "trades", "quotes", "sequence_gaps", "book_checkpoints", "quarantine")
 _CAPTURE_SUFFIXES = (".jsonl", ".jsonl.gz", ".txt", ".txt.gz", ".gz")
 
 
@@ -184,7 +184,7 @@ def _previous_runs(store: Store, source_id: str) -> list[tuple[str, int, dict[st
 
 
 def _delete_source(store: Store, source_id: str) -> None:
-    for table in DATA_TABLES:
+    for table in SOURCE_TABLES:
         store.command(f"DELETE FROM {table} WHERE source_id = {{source_id:String}}", {"source_id": source_id})
 
 

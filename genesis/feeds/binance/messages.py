@@ -14,13 +14,6 @@ import orjson
 
 from genesis.feeds.binance import scan as _scan
 
-KIND_NAMES = {
-    _scan.KIND_DEPTH: "depth",
-    _scan.KIND_TRADE: "trade",
-    _scan.KIND_QUOTE: "bookTicker",
-    _scan.KIND_SNAPSHOT: "snapshot",
-}
-
 
 class BadMessage(ValueError):
     """A capture line that cannot be used; ``reason`` is stored in quarantine."""
