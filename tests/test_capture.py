@@ -141,3 +141,24 @@ def test_fast_decimal_parse_is_bit_identical_to_float_or_declines(text, fast):
 def test_reference_parser_names_the_problem(line, reason):
     with pytest.raises(BadMessage, match=re.escape(reason)):
         parse_line(line)
+
+
+def test_lines_the_scanner_declines_are_read_by_the_reference_parser_identically(tmp_path):
+    """Valid but differently formatted JSON (spaces) takes the fallback path, levels included."""
+    import json
+
+    lines = capture_lines("spot_ethusdt_20240808.jsonl.gz")[:2000]
+    reformatted = []
+    for k, line in enumerate(lines):
+        head, body = line.split(b" ", 1)
+        if k % 3 == 0:  # every third line, snapshot and depth events among them
+            body = json.dumps(json.loads(body)).encode()  # ", " and ": " separators
+        reformatted.append(head + b" " + body)
+    strict, loose = tmp_path / "strict.jsonl", tmp_path / "loose.jsonl"
+    strict.write_bytes(b"\n".join(lines))
+    loose.write_bytes(b"\n".join(reformatted))
+    (a,), (b,) = read_capture(strict).symbols.values(), read_capture(loose).symbols.values()
+    for name in ("first_id", "last_id", "prev_id", "exch_ts", "level_count", "side", "price", "qty"):
+        np.testing.assert_array_equal(getattr(a.depth, name), getattr(b.depth, name), err_msg=name)
+    np.testing.assert_array_equal(a.trades, b.trades)
+    np.testing.assert_array_equal(a.quotes, b.quotes)

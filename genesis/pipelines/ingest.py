@@ -218,7 +218,7 @@ def _ingest_file(store, path, books, replace, depth_levels, grid, grid_ns, venue
         capture = read_capture(path, venue=venue)
         run["messages"] = capture.n_lines
         run["symbols"] = sorted(capture.symbols)
-        counts = _write_capture(store, capture, books, depth_levels, grid, grid_ns)
+        counts = _write_capture(store, capture, source_id, books, depth_levels, grid, grid_ns)
     except BaseException as exc:
         # Roll back: nothing half-written stays behind, the log says why.
         _delete_source(store, source_id)
@@ -257,7 +257,7 @@ def _load_checkpoint(store: Store, events: SymbolEvents, book: L2Book) -> None:
                   last_update_id=row["last_update_id"])
 
 
-def _write_capture(store, capture: CaptureFile, books, depth_levels, grid, grid_ns) -> dict[str, int]:
+def _write_capture(store, capture: CaptureFile, source_id: str, books, depth_levels, grid, grid_ns) -> dict[str, int]:
     counts = dict.fromkeys(("depth_deltas", "book_snapshots", "trades", "quotes", "quarantine", "gaps",
                             "stale_dropped"), 0)
     quarantine: list[tuple[int, int, str, str, bytes]] = [
@@ -268,7 +268,7 @@ def _write_capture(store, capture: CaptureFile, books, depth_levels, grid, grid_
         depth = events.depth
         result = book.apply_depth(depth.is_snapshot, depth.first_id, depth.last_id, depth.prev_id,
                                   depth.level_start, depth.level_count, depth.side, depth.price, depth.qty)
-        tag = {"symbol": symbol, "source_id": capture.source_id}
+        tag = {"symbol": symbol, "source_id": source_id}
 
         # The applied stream: every level of every applied message, in application order.
         applied = result.applied
@@ -334,7 +334,7 @@ def _write_capture(store, capture: CaptureFile, books, depth_levels, grid, grid_
         quarantine.sort()
         line_no, local_ts, stream, reason, raw = zip(*quarantine)
         counts["quarantine"] = store.insert_columns("quarantine", {
-            "source_id": capture.source_id, "path": str(capture.path), "line_no": np.array(line_no, np.uint64),
+            "source_id": source_id, "path": str(capture.path), "line_no": np.array(line_no, np.uint64),
             "local_ts": np.array(local_ts, np.int64), "stream": list(stream), "reason": list(reason),
             "raw": [r.decode("utf-8", "replace") for r in raw]})
     return counts

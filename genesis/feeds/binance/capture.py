@@ -15,7 +15,6 @@ carry ``pu``; COIN-M symbols carry a ``_`` contract suffix), or from the file na
 from __future__ import annotations
 
 import gzip
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,38 +91,35 @@ class BadLine:
 @dataclass
 class CaptureFile:
     path: Path
-    source_id: str  # sha256 of the file's bytes as stored
     n_lines: int  # non-blank lines
     symbols: dict[str, SymbolEvents]
     bad_lines: list[BadLine] = field(default_factory=list)
     raw: bytes = b""  # decompressed content, kept to quote lines in quarantine
+    line_starts: np.ndarray = field(default=None, repr=False)  # byte offsets of each line in ``raw``
+    line_stops: np.ndarray = field(default=None, repr=False)
 
     def line(self, line_no: int) -> bytes:
         """The raw text of 1-based line ``line_no``."""
-        return _line_bytes(self.raw, self._line_starts, self._line_stops, line_no - 1)
-
-    _line_starts: np.ndarray = field(default=None, repr=False)
-    _line_stops: np.ndarray = field(default=None, repr=False)
+        return _line_bytes(self.raw, self.line_starts, self.line_stops, line_no - 1)
 
 
 def _line_bytes(raw: bytes, starts: np.ndarray, stops: np.ndarray, index: int) -> bytes:
     return raw[int(starts[index]) : int(stops[index])].rstrip(b"\r")
 
 
-def read_bytes(path: Path) -> tuple[bytes, str]:
-    """The file's decompressed content and the sha256 of its stored bytes."""
+def read_bytes(path: Path) -> bytes:
+    """The file's content, decompressed if it is gzip."""
     stored = path.read_bytes()
-    source_id = hashlib.sha256(stored).hexdigest()
     if stored[:2] == b"\x1f\x8b":
         try:
-            return gzip.decompress(stored), source_id
+            return gzip.decompress(stored)
         except (EOFError, OSError) as exc:
             # A capture cut while being written: keep what decompresses, the last line will be truncated.
             partial = _decompress_prefix(stored)
             if not partial:
                 raise ValueError(f"{path}: not a readable gzip file ({exc})") from None
-            return partial, source_id
-    return stored, source_id
+            return partial
+    return stored
 
 
 def _decompress_prefix(stored: bytes) -> bytes:
@@ -149,7 +145,7 @@ def read_capture(path: str | Path, venue: str | None = None) -> CaptureFile:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"capture file not found: {path}")
-    raw, source_id = read_bytes(path)
+    raw = read_bytes(path)
     buf = np.frombuffer(raw, dtype=np.uint8)
     newlines = np.flatnonzero(buf == 10)
     starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
@@ -190,26 +186,22 @@ def read_capture(path: str | Path, venue: str | None = None) -> CaptureFile:
             code = int(scan.symbol_hash(np.frombuffer(parsed.symbol.encode(), np.uint8), 0, len(parsed.symbol)))
             ints[i, scan.I_SYMBOL] = code
             names[code] = parsed.symbol
-        ints[i, scan.I_LVL_START] = level_capacity + len(extra_levels)  # placed after the scanned ones
+        ints[i, scan.I_LVL_START] = n_levels + len(extra_levels)  # appended after the scanned levels
         ints[i, scan.I_LVL_COUNT] = len(parsed.levels)
         extra_levels.extend(parsed.levels)
         status[i] = scan.LINE_OK
+    side, price, qty = side[:n_levels], price[:n_levels], qty[:n_levels]
     if extra_levels:
-        # Move the reference parser's levels right after the scanner's.
         extra = np.array(extra_levels, dtype=[("s", "i1"), ("p", "f8"), ("q", "f8")])
-        side = np.concatenate([side[:n_levels], extra["s"]])
-        price = np.concatenate([price[:n_levels], extra["p"]])
-        qty = np.concatenate([qty[:n_levels], extra["q"]])
-        moved = ints[:, scan.I_LVL_START] >= level_capacity
-        ints[moved, scan.I_LVL_START] += n_levels - level_capacity
-    else:
-        side, price, qty = side[:n_levels], price[:n_levels], qty[:n_levels]
+        side = np.concatenate([side, extra["s"]])
+        price = np.concatenate([price, extra["p"]])
+        qty = np.concatenate([qty, extra["q"]])
 
     ok = status == scan.LINE_OK
     _name_symbols(raw, starts, kinds, ints, ok, names)
-    capture = CaptureFile(path=path, source_id=source_id, n_lines=int(np.count_nonzero(status != scan.LINE_BLANK)),
-                          symbols={}, bad_lines=bad, raw=raw)
-    capture._line_starts, capture._line_stops = starts, stops
+    capture = CaptureFile(path=path, n_lines=int(np.count_nonzero(status != scan.LINE_BLANK)),
+                          symbols={}, bad_lines=bad, raw=raw,
+                          line_starts=starts, line_stops=stops)
 
     _assign_snapshots(kinds, ints, ok, names, capture, raw, starts, stops)
     for code, name in names.items():
