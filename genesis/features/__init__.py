@@ -1,0 +1,16 @@
+"""Microstructure features: Numba kernels run over a batch of rows or stepped online.
+
+>>> from genesis.features import compute_features, from_capture
+>>> snaps, trades = from_capture("data/sample/usdm_btcusdt_20240808.jsonl.gz")
+>>> frame = compute_features(snaps, trades)          # the default full set
+>>> frame = compute_features(snaps, trades, ["mid", "ofi(level=1)", "vpin"])
+"""
+
+from genesis.features.engine import OnlineFeatures, Snapshots, Trades, compute_features, compute_matrix
+from genesis.features.registry import DEFAULT_EXTRAS, Feature, FeatureInstance, FeatureSpec, Param, features, get
+from genesis.features.sources import from_capture
+
+__all__ = [
+    "DEFAULT_EXTRAS", "Feature", "FeatureInstance", "FeatureSpec", "OnlineFeatures", "Param", "Snapshots",
+    "Trades", "compute_features", "compute_matrix", "features", "from_capture", "get",
+]

@@ -1,0 +1,5 @@
+"""Reference depth features (vectorised NumPy/pandas)."""
+
+from __future__ import annotations
+
+REFERENCE: dict = {}

@@ -1,0 +1,5 @@
+"""Reference trades features (vectorised NumPy/pandas)."""
+
+from __future__ import annotations
+
+REFERENCE: dict = {}
