@@ -220,7 +220,8 @@ class FeatureSpec:
         """Every registered feature at its default parameters, plus the extra instances of
         :data:`DEFAULT_EXTRAS` (depth at several levels, OFI per level, several horizons)."""
         items = [feature.bind() for feature in features()]
-        items += [parse_instance(extra) for extra in DEFAULT_EXTRAS]
+        known = registry()  # TODO(integration): drop this filter once every family has landed
+        items += [parse_instance(extra) for extra in DEFAULT_EXTRAS if extra.split("(")[0] in known]
         seen: dict[str, FeatureInstance] = {}
         for inst in items:
             seen.setdefault(inst.column, inst)
