@@ -189,3 +189,19 @@ def test_bad_inputs_are_refused_with_the_reason():
         Snapshots(snaps.ts, snaps.bid_px, snaps.bid_sz[:3], snaps.ask_px, snaps.ask_sz)
     with pytest.raises(ValueError, match="trades.ts must be non-decreasing"):
         Trades([3, 1], [1.0, 1.0], [1.0, 1.0], [1, -1])
+
+
+def test_chunks_with_carried_state_equal_one_batch():
+    from genesis.features import FeatureStream
+
+    snaps, trades = features_data.real(features_data.REAL[0])
+    whole, _ = compute_matrix(snaps, trades, FULL)
+    stream = FeatureStream(FULL, snaps.levels)
+    cuts = [0, 1, 700, 701, 3000, len(snaps)]
+    parts = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        after = snaps.ts[a - 1] if a else np.iinfo(np.int64).min
+        keep = (trades.ts > after) & (trades.ts <= snaps.ts[b - 1])
+        chunk_trades = Trades(trades.ts[keep], trades.price[keep], trades.qty[keep], trades.side[keep])
+        parts.append(stream.process(snaps.take(slice(a, b)), chunk_trades))
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)

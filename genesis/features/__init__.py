@@ -6,11 +6,11 @@
 >>> frame = compute_features(snaps, trades, ["mid", "ofi(level=1)", "vpin"])
 """
 
-from genesis.features.engine import OnlineFeatures, Snapshots, Trades, compute_features, compute_matrix
+from genesis.features.engine import FeatureStream, OnlineFeatures, Snapshots, Trades, compute_features, compute_matrix
 from genesis.features.registry import DEFAULT_EXTRAS, Feature, FeatureInstance, FeatureSpec, Param, features, get
 from genesis.features.sources import from_capture
 
 __all__ = [
-    "DEFAULT_EXTRAS", "Feature", "FeatureInstance", "FeatureSpec", "OnlineFeatures", "Param", "Snapshots",
+    "DEFAULT_EXTRAS", "Feature", "FeatureInstance", "FeatureStream", "FeatureSpec", "OnlineFeatures", "Param", "Snapshots",
     "Trades", "compute_features", "compute_matrix", "features", "from_capture", "get",
 ]

@@ -197,17 +197,37 @@ class _Plan:
                  self.state, out)
 
 
+class FeatureStream:
+    """Compute a spec over successive chunks of rows (days of a month, say) with the state
+    carried across chunks, so the result equals one batch over all the rows.
+
+    Each chunk's trades must be those after the previous chunk's last row (a chunk's first
+    row takes every trade up to its time).
+    """
+
+    def __init__(self, spec: Any = None, levels: int = 20):
+        self.spec = FeatureSpec.coerce(spec)
+        self._plan = _Plan(self.spec, levels)
+        self.levels = levels
+
+    def process(self, snapshots: Any, trades: Any = None) -> np.ndarray:
+        """Features of the chunk's rows as a ``(n_columns, n_rows)`` float64 array."""
+        snaps = Snapshots.coerce(snapshots)
+        trades_ = Trades.coerce(trades)
+        if snaps.levels != self.levels:
+            raise ValueError(f"snapshots have {snaps.levels} levels; this stream was set up for {self.levels}")
+        trade_hi = np.searchsorted(trades_.ts, snaps.ts, side="right").astype(np.int64)
+        trade_lo = np.concatenate([[0], trade_hi[:-1]]).astype(np.int64) if len(trade_hi) else trade_hi.copy()
+        out = np.full((len(self.spec), len(snaps)), np.nan)
+        self._plan.run(_context(snaps, trades_, trade_lo, trade_hi), 0, len(snaps), out)
+        return out
+
+
 def compute_matrix(snapshots: Any, trades: Any = None, spec: Any = None) -> tuple[np.ndarray, FeatureSpec]:
     """Features as a ``(n_columns, n_rows)`` float64 array (each row of it a column), and the spec."""
-    spec = FeatureSpec.coerce(spec)
     snaps = Snapshots.coerce(snapshots)
-    trades_ = Trades.coerce(trades)
-    plan = _Plan(spec, snaps.levels)
-    trade_hi = np.searchsorted(trades_.ts, snaps.ts, side="right").astype(np.int64)
-    trade_lo = np.concatenate([[0], trade_hi[:-1]]).astype(np.int64) if len(trade_hi) else trade_hi.copy()
-    out = np.full((len(spec), len(snaps)), np.nan)
-    plan.run(_context(snaps, trades_, trade_lo, trade_hi), 0, len(snaps), out)
-    return out, spec
+    stream = FeatureStream(spec, snaps.levels)
+    return stream.process(snaps, trades), stream.spec
 
 
 def compute_features(snapshots: Any, trades: Any = None, spec: Any = None,
