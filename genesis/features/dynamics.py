@@ -1,13 +1,401 @@
-"""Dynamics features."""
+"""Dynamics features: log returns, realised volatility and range, EWMA baselines of spread,
+depth and volume with z-scores against them, and message rates.
+
+Windows, horizons and half-lives are in rows. A window of w rows at row i covers rows
+``max(0, i-w+1)..i``. Every kernel is O(1) amortised per row: ring buffers in its state with
+running sums (recomputed exactly from the ring each time it wraps, so floating error cannot
+build up), block-wise prefix/suffix maxima for the rolling max/min, and one shared EWMA update.
+
+EWMA (all six EWMA features): ``alpha = 1 - 0.5 ** (1 / halflife)``; the first valid x sets
+``m = x, v = 0``, then ``m_i = m_{i-1} + alpha (x_i - m_{i-1})`` and
+``v_i = (1 - alpha) (v_{i-1} + alpha (x_i - m_{i-1})**2)``. A NaN x leaves m, v unchanged.
+``*_ewma`` is m after the row's update (NaN on a NaN x); ``*_z`` is
+``(x_i - m_{i-1}) / sqrt(v_{i-1})``, the row against the baseline before it, so a shock shows
+in full (NaN on a NaN x, before two valid values, and while ``v_{i-1} == 0``, which here
+means ``sqrt(v_{i-1}) <= 1e-9 |m_{i-1}|``: below that v is the inputs' rounding noise).
+"""
 
 from __future__ import annotations
 
-from genesis.features.context import jit
-from genesis.features.registry import Feature, Param  # noqa: F401
+import math
 
-FEATURES: tuple[Feature, ...] = ()
+import numba as nb
+import numpy as np
+
+from genesis.features.context import jit
+from genesis.features.registry import Feature, Param
+
+HORIZON = Param("horizon", 1, "rows between the two mids", "h")
+WINDOW = Param("window", 100, "rows in the window", "w")
+HALFLIFE = Param("halflife", 100, "EWMA half-life in rows", "hl", integer=False)
+LEVELS = Param("levels", 10, "book levels per side", "l")
+
+# The helpers below run once per row: inlined (at Numba's IR level), the arrays they take
+# cost no reference counting per call, which otherwise is most of a row's time.
+helper = nb.njit(cache=True, error_model="numpy", inline="always")
+
+# Ring bookkeeping shared by the windowed kernels: st[POS] is the slot of the current row,
+# st[FULL] becomes 1 once the ring has wrapped (its slot then holds row i-w).
+POS, FULL = 0, 1
+
+
+@helper
+def _advance(st, w):
+    """Move the ring to its next slot; True when it just wrapped (time to recompute sums)."""
+    pos = int(st[POS]) + 1
+    if pos == w:
+        st[POS] = 0.0
+        st[FULL] = 1.0
+        return True
+    st[POS] = pos
+    return False
+
+
+# -- returns, volatility, range -----------------------------------------------------------
+
+@jit
+def log_return(c, i0, i1, st, p, out):
+    # st: POS, FULL, then the ring of the last h mids.
+    h = int(p[0])
+    ring = st[2:2 + h]
+    for i in range(i0, i1):
+        pos = int(st[POS])
+        m = c.mid[i]
+        out[i] = np.log(m / ring[pos]) if st[FULL] != 0.0 else np.nan
+        ring[pos] = m
+        _advance(st, h)
+
+
+RV_PREV, RV_SEEN, RV_SUM, RV_COUNT, RV_MOVES, RV_RING = 2, 3, 4, 5, 6, 7
+
+
+@jit
+def realized_vol(c, i0, i1, st, p, out):
+    # st: POS, FULL, previous mid, rows seen (0/1), then over the window: the sum of the
+    # defined squared returns, their count and the count of non-zero ones; then the ring of
+    # squared returns (NaN where undefined).
+    w = int(p[0])
+    ring = st[RV_RING:RV_RING + w]
+    for i in range(i0, i1):
+        m = c.mid[i]
+        r = np.log(m / st[RV_PREV]) if st[RV_SEEN] != 0.0 else np.nan
+        r2 = r * r
+        pos = int(st[POS])
+        total, count, moves = st[RV_SUM], st[RV_COUNT], st[RV_MOVES]
+        old = ring[pos]
+        if st[FULL] != 0.0 and old == old:
+            total -= old
+            count -= 1.0
+            moves -= old != 0.0
+        if r2 == r2:
+            total += r2
+            count += 1.0
+            moves += r2 != 0.0
+        ring[pos] = r2
+        if _advance(st, w):
+            total = count = moves = 0.0
+            for k in range(w):
+                if ring[k] == ring[k]:
+                    total += ring[k]
+                    count += 1.0
+                    moves += ring[k] != 0.0
+        # Without a move left in the window the running sum may still hold a rounding
+        # residue (sqrt turns 1e-24 into 1e-12): a window of unchanged mids is exactly 0.
+        if moves == 0.0:
+            total = 0.0
+        st[RV_SUM], st[RV_COUNT], st[RV_MOVES] = total, count, moves
+        st[RV_PREV], st[RV_SEEN] = m, 1.0
+        # Removing values can leave a sum of squares a rounding error below 0.
+        out[i] = math.sqrt(max(total, 0.0)) if count > 0.0 else np.nan
+
+
+RR_LAST, RR_HI, RR_LO, RR_RINGS = 2, 3, 4, 5
+
+
+@jit
+def realized_range_bps(c, i0, i1, st, p, out):
+    # Rolling max and min by blocks of w rows (van Herk / Gil-Werman): at ring slot pos the
+    # window is the previous block's slots pos+1..w-1 plus this block's slots 0..pos, so its
+    # max is max(the previous block's suffix max from pos+1, this block's running max). The
+    # suffix maxima are computed once per block, when the ring wraps: O(1) amortised, exact,
+    # and without the data-dependent loop of a monotone deque (measured ~40 ns/row against
+    # ~6 on real mids). NaN mids enter as -inf (for the max) and +inf (for the min).
+    # st: POS, FULL, last valid mid, this block's running max and min, then four rings:
+    # mids for the max, mids for the min, the previous block's suffix maxima and minima.
+    w = int(p[0])
+    a = RR_RINGS
+    ring_hi, ring_lo = st[a:a + w], st[a + w:a + 2 * w]
+    suffix_hi, suffix_lo = st[a + 2 * w:a + 3 * w], st[a + 3 * w:a + 4 * w]
+    # Kept in locals through the rows (stored back at the end): no store/load chain per row.
+    pos, full = int(st[POS]), st[FULL] != 0.0
+    last, run_hi, run_lo = st[RR_LAST], st[RR_HI], st[RR_LO]
+    for i in range(i0, i1):
+        m = c.mid[i]
+        up, down = (m, m) if m == m else (-np.inf, np.inf)
+        if pos == 0:
+            run_hi, run_lo = up, down
+        else:
+            run_hi, run_lo = max(run_hi, up), min(run_lo, down)
+        hi, lo = run_hi, run_lo
+        if full and pos + 1 < w:
+            hi, lo = max(hi, suffix_hi[pos + 1]), min(lo, suffix_lo[pos + 1])
+        ring_hi[pos], ring_lo[pos] = up, down
+        if m == m:
+            last = m  # the latest valid mid: in the window whenever the window has any
+        pos += 1
+        if pos == w:
+            pos, full = 0, True
+            hi_, lo_ = -np.inf, np.inf
+            for k in range(w - 1, -1, -1):
+                hi_, lo_ = max(hi_, ring_hi[k]), min(lo_, ring_lo[k])
+                suffix_hi[k], suffix_lo[k] = hi_, lo_
+        out[i] = (hi - lo) / last * 1e4 if hi != -np.inf else np.nan
+    st[POS], st[FULL] = pos, 1.0 if full else 0.0
+    st[RR_LAST], st[RR_HI], st[RR_LO] = last, run_hi, run_lo
+
+
+# -- EWMA baselines -----------------------------------------------------------------------
+
+EW_STARTED, EW_MEAN, EW_VAR = 0, 1, 2
+EW_SIZE = 3
+# A baseline whose standard deviation is below this fraction of its mean counts as constant
+# (v = 0, z NaN): that much is input rounding, not variation. A spread of one tick computed
+# from prices near 6e4 carries ~1e-11 of representation noise; over a calm stretch v decays
+# to that noise and z-scores of 1e11 (noise / noise) would follow, different in every
+# implementation.
+Z_FLOOR = 1e-9
+
+
+@helper
+def ewma_alpha(halflife):
+    return 1.0 - 0.5 ** (1.0 / halflife)
+
+
+@helper
+def ewma_update(st, x, alpha):
+    """Feed x to the EWMA held in ``st[0:3]`` (started, m, v). Returns (m after the update,
+    z of x against m and v before it); (NaN, NaN) and no change for a NaN x."""
+    if x != x:
+        return np.nan, np.nan
+    if st[EW_STARTED] == 0.0:
+        st[EW_STARTED], st[EW_MEAN], st[EW_VAR] = 1.0, x, 0.0
+        return x, np.nan
+    m, v = st[EW_MEAN], st[EW_VAR]
+    d = x - m
+    z = d / math.sqrt(v) if v > (Z_FLOOR * m) ** 2 else np.nan
+    m += alpha * d
+    st[EW_MEAN], st[EW_VAR] = m, (1.0 - alpha) * (v + alpha * d * d)
+    return m, z
+
+
+@helper
+def row_depth(c, i, levels):
+    """Bid + ask size over the first ``levels`` levels (missing levels count 0); NaN on an empty row."""
+    if c.bid_px[i, 0] != c.bid_px[i, 0] and c.ask_px[i, 0] != c.ask_px[i, 0]:
+        return np.nan
+    total = 0.0
+    for k in range(min(levels, c.bid_px.shape[1])):
+        if c.bid_px[i, k] == c.bid_px[i, k] and c.bid_sz[i, k] == c.bid_sz[i, k]:
+            total += c.bid_sz[i, k]
+        if c.ask_px[i, k] == c.ask_px[i, k] and c.ask_sz[i, k] == c.ask_sz[i, k]:
+            total += c.ask_sz[i, k]
+    return total
+
+
+@jit
+def spread_ewma(c, i0, i1, st, p, out):
+    alpha = ewma_alpha(p[0])
+    for i in range(i0, i1):
+        out[i] = ewma_update(st, c.ask_px[i, 0] - c.bid_px[i, 0], alpha)[0]
+
+
+@jit
+def spread_z(c, i0, i1, st, p, out):
+    alpha = ewma_alpha(p[0])
+    for i in range(i0, i1):
+        out[i] = ewma_update(st, c.ask_px[i, 0] - c.bid_px[i, 0], alpha)[1]
+
+
+@jit
+def depth_ewma(c, i0, i1, st, p, out):
+    levels, alpha = int(p[0]), ewma_alpha(p[1])
+    for i in range(i0, i1):
+        out[i] = ewma_update(st, row_depth(c, i, levels), alpha)[0]
+
+
+@jit
+def depth_z(c, i0, i1, st, p, out):
+    levels, alpha = int(p[0]), ewma_alpha(p[1])
+    for i in range(i0, i1):
+        out[i] = ewma_update(st, row_depth(c, i, levels), alpha)[1]
+
+
+@jit
+def volume_ewma(c, i0, i1, st, p, out):
+    alpha = ewma_alpha(p[0])
+    for i in range(i0, i1):
+        out[i] = ewma_update(st, c.volume[i], alpha)[0]
+
+
+@jit
+def volume_z(c, i0, i1, st, p, out):
+    alpha = ewma_alpha(p[0])
+    for i in range(i0, i1):
+        out[i] = ewma_update(st, c.volume[i], alpha)[1]
+
+
+# -- message rates ------------------------------------------------------------------------
+
+@helper
+def _window_sum(ring, pos, full, total, x, wrapped):
+    """Put x in slot ``pos`` of the ring (dropping the row it held once ``full``) and return
+    the window's sum; recomputed from the ring when it has just ``wrapped``."""
+    if full:
+        total -= ring[pos]
+    ring[pos] = x
+    if wrapped:
+        return ring.sum()
+    return total + x
+
+
+# Timestamps are int64 ns (~1.7e18), beyond float64's exact integers: the state keeps each
+# as two exact halves, ts = hi * 2**32 + lo.
+TS_SPLIT = 4294967296
+
+
+@helper
+def _ts_join(hi, lo):
+    return np.int64(hi) * TS_SPLIT + np.int64(lo)
+
+
+MR_SUM, MR_T0_HI, MR_T0_LO, MR_RINGS = 2, 3, 4, 5
+
+
+@jit
+def message_rate(c, i0, i1, st, p, out):
+    # st: POS, FULL, the window's update count, ts[0] (two halves), then rings of the
+    # updates and of the timestamps (two halves).
+    w = int(p[0])
+    a = MR_RINGS
+    upd, ts_hi, ts_lo = st[a:a + w], st[a + w:a + 2 * w], st[a + 2 * w:a + 3 * w]
+    for i in range(i0, i1):
+        ts = c.ts[i]
+        pos, full = int(st[POS]), st[FULL] != 0.0
+        if full:  # the slot still holds row i-w
+            start = _ts_join(ts_hi[pos], ts_lo[pos])
+        else:
+            if pos == 0:  # row 0
+                st[MR_T0_HI], st[MR_T0_LO] = ts // TS_SPLIT, ts % TS_SPLIT
+            start = _ts_join(st[MR_T0_HI], st[MR_T0_LO])
+        ts_hi[pos], ts_lo[pos] = ts // TS_SPLIT, ts % TS_SPLIT
+        total = _window_sum(upd, pos, full, st[MR_SUM], c.updates[i], _advance(st, w))
+        st[MR_SUM] = total
+        elapsed = (ts - start) / 1e9
+        out[i] = total / elapsed if elapsed != 0.0 else np.nan
+
+
+OT_UPDATES, OT_TRADES, OT_RINGS = 2, 3, 4
+
+
+@jit
+def order_to_trade(c, i0, i1, st, p, out):
+    # st: POS, FULL, the window's update and trade counts, then their rings.
+    w = int(p[0])
+    upd, trd = st[OT_RINGS:OT_RINGS + w], st[OT_RINGS + w:OT_RINGS + 2 * w]
+    for i in range(i0, i1):
+        pos, full = int(st[POS]), st[FULL] != 0.0
+        wrapped = _advance(st, w)
+        st[OT_UPDATES] = _window_sum(upd, pos, full, st[OT_UPDATES], c.updates[i], wrapped)
+        st[OT_TRADES] = _window_sum(trd, pos, full, st[OT_TRADES], c.n_trades[i], wrapped)
+        out[i] = st[OT_UPDATES] / st[OT_TRADES] if st[OT_TRADES] > 0.0 else np.nan
+
+
+# -- registry -----------------------------------------------------------------------------
+
+def _h(p) -> int:
+    return int(p["horizon"])
+
+
+def _w(p) -> int:
+    return int(p["window"])
+
+
+def _hl10(p) -> int:
+    return int(math.ceil(10 * p["halflife"]))
+
+
+def _levels(p) -> int:
+    return int(p["levels"])
+
+
+def _ewma_state(p) -> int:
+    return EW_SIZE
+
+FEATURES = (
+    Feature("log_return", "dynamics", "log",
+            "log(mid_i / mid_{i-h}); NaN for the first h rows and when either mid is NaN.",
+            log_return, (HORIZON,), state=lambda p: 2 + _h(p), lookback=_h),
+    Feature("realized_vol", "dynamics", "log",
+            "sqrt(sum of squared one-row log returns of the mid over the window); undefined returns "
+            "(empty rows, row 0) are skipped; NaN when the window has none.",
+            realized_vol, (WINDOW,), state=lambda p: RV_RING + _w(p), lookback=_w),
+    Feature("realized_range_bps", "dynamics", "bps",
+            "(max mid - min mid) / last mid * 1e4 over the window, NaN mids skipped (the last mid is "
+            "the window's latest valid one); NaN when the window has no valid mid.",
+            realized_range_bps, (WINDOW,), state=lambda p: RR_RINGS + 4 * _w(p), lookback=_w),
+    Feature("spread_ewma", "dynamics", "price",
+            "EWMA of the spread (best ask - best bid); NaN on a row without both sides.",
+            spread_ewma, (HALFLIFE,), state=_ewma_state, lookback=_hl10),
+    Feature("spread_z", "dynamics", "z",
+            "(spread - EWMA before the row) / sqrt(EW variance before the row); NaN on a row without "
+            "both sides, before two spreads and while the variance is 0.",
+            spread_z, (HALFLIFE,), state=_ewma_state, lookback=_hl10),
+    Feature("depth_ewma", "dynamics", "qty",
+            "EWMA of the total depth (bid + ask size over `levels` levels, missing levels 0); "
+            "NaN on an empty row.",
+            depth_ewma, (LEVELS, HALFLIFE), state=_ewma_state, levels=_levels, lookback=_hl10),
+    Feature("depth_z", "dynamics", "z",
+            "(depth - EWMA before the row) / sqrt(EW variance before the row), depth as in "
+            "depth_ewma; NaN on an empty row, before two values and while the variance is 0.",
+            depth_z, (LEVELS, HALFLIFE), state=_ewma_state, levels=_levels, lookback=_hl10),
+    Feature("volume_ewma", "dynamics", "qty",
+            "EWMA of the row's traded volume (0 for a row without trades).",
+            volume_ewma, (HALFLIFE,), state=_ewma_state, lookback=_hl10),
+    Feature("volume_z", "dynamics", "z",
+            "(volume - EWMA before the row) / sqrt(EW variance before the row); NaN on the first "
+            "row and while the variance is 0 (e.g. no trades yet).",
+            volume_z, (HALFLIFE,), state=_ewma_state, lookback=_hl10),
+    Feature("message_rate", "dynamics", "updates/s",
+            "Book level updates per second over the window: sum of updates / (ts_i - ts_{i-w}), "
+            "from ts_0 while row i-w does not exist; NaN when no time has elapsed.",
+            message_rate, (WINDOW,), state=lambda p: MR_RINGS + 3 * _w(p), lookback=_w),
+    Feature("order_to_trade", "dynamics", "ratio",
+            "Book level updates / trades over the window; NaN when the window has no trade.",
+            order_to_trade, (WINDOW,), state=lambda p: OT_RINGS + 2 * _w(p), lookback=_w),
+)
 
 
 @jit
 def dispatch(local, c, i0, i1, st, p, out):
-    pass
+    if local == 0:
+        log_return(c, i0, i1, st, p, out)
+    elif local == 1:
+        realized_vol(c, i0, i1, st, p, out)
+    elif local == 2:
+        realized_range_bps(c, i0, i1, st, p, out)
+    elif local == 3:
+        spread_ewma(c, i0, i1, st, p, out)
+    elif local == 4:
+        spread_z(c, i0, i1, st, p, out)
+    elif local == 5:
+        depth_ewma(c, i0, i1, st, p, out)
+    elif local == 6:
+        depth_z(c, i0, i1, st, p, out)
+    elif local == 7:
+        volume_ewma(c, i0, i1, st, p, out)
+    elif local == 8:
+        volume_z(c, i0, i1, st, p, out)
+    elif local == 9:
+        message_rate(c, i0, i1, st, p, out)
+    elif local == 10:
+        order_to_trade(c, i0, i1, st, p, out)
