@@ -7,7 +7,9 @@ in between. That is why they agree to the last bit, which the tests check anyway
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -20,6 +22,33 @@ from genesis.features.registry import FeatureSpec, registry
 
 # Rows per block: every instance runs over a block while its rows are still in cache.
 BLOCK = 256
+
+
+def _drop_stale_compiled_kernels() -> None:
+    """Numba decides whether cached machine code is fresh from the *function's own* source
+    file only; the dispatch loop below compiles in kernels from the family modules, so an
+    edited kernel would otherwise keep running its old code through ``run_rows``. When any
+    source of this package changed since the cache was written, drop the package's cache."""
+    package = Path(__file__).parent
+    sources = sorted(package.rglob("*.py"))
+    digest = hashlib.sha256()
+    for source in sources:
+        stat = source.stat()
+        digest.update(f"{source.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    cache = package / "__pycache__"
+    stamp = cache / "numba-sources.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
+            return
+        for path in [*package.rglob("__pycache__/*.nbi"), *package.rglob("__pycache__/*.nbc")]:
+            path.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest.hexdigest())
+    except OSError:
+        pass  # a read-only install: numba then caches elsewhere (NUMBA_CACHE_DIR), fresh per install
+
+
+_drop_stale_compiled_kernels()
 
 
 @jit
