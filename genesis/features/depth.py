@@ -8,27 +8,23 @@ side has depth 0.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
-from genesis.features.context import jit
+from genesis.features.context import jit, jit_inline
 from genesis.features.registry import Feature, Param
 
-# Helpers are inlined into the kernels: a plain call to another compiled function costs a
-# few ns a row, and one taking row views (px[i]) ~15 ns (reference counting of the views).
-inline = nb.njit(cache=True, error_model="numpy", inline="always")
 
 LEVELS = Param("levels", 5, "book levels per side", "l")
 SLOPE_LEVELS = Param("levels", 10, "book levels per side", "l")
 
 
-@inline
+@jit_inline
 def row_empty(best_bid, best_ask):
     """The row had no valid book (both best prices NaN)."""
     return best_bid != best_bid and best_ask != best_ask
 
 
-@inline
+@jit_inline
 def side_depth(px, sz, i, levels):
     """Total size of the present levels among the first ``levels`` of one side of row i (0 if none)."""
     total = 0.0
@@ -38,7 +34,7 @@ def side_depth(px, sz, i, levels):
     return total
 
 
-@inline
+@jit_inline
 def side_notional(px, sz, i, levels):
     """Sum of price * size over the present levels among the first ``levels`` of row i (0 if none)."""
     total = 0.0
@@ -48,7 +44,7 @@ def side_notional(px, sz, i, levels):
     return total
 
 
-@inline
+@jit_inline
 def side_slope(px, sz, i, levels, m):
     """OLS slope (with intercept) of cumulative size against distance from the mid ``m`` in bps,
     over the present levels among the first ``levels``; NaN with fewer than two of them, no

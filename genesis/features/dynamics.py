@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
 
-from genesis.features.context import jit
+from genesis.features.context import jit, jit_inline
 from genesis.features.registry import Feature, Param
 
 HORIZON = Param("horizon", 1, "rows between the two mids", "h")
@@ -30,16 +29,13 @@ WINDOW = Param("window", 100, "rows in the window", "w")
 HALFLIFE = Param("halflife", 100, "EWMA half-life in rows", "hl", integer=False)
 LEVELS = Param("levels", 10, "book levels per side", "l")
 
-# The helpers below run once per row: inlined (at Numba's IR level), the arrays they take
-# cost no reference counting per call, which otherwise is most of a row's time.
-helper = nb.njit(cache=True, error_model="numpy", inline="always")
 
 # Ring bookkeeping shared by the windowed kernels: st[POS] is the slot of the current row,
 # st[FULL] becomes 1 once the ring has wrapped (its slot then holds row i-w).
 POS, FULL = 0, 1
 
 
-@helper
+@jit_inline
 def _advance(st, w):
     """Move the ring to its next slot; True when it just wrapped (time to recompute sums)."""
     pos = int(st[POS]) + 1
@@ -166,12 +162,12 @@ EW_SIZE = 3
 Z_FLOOR = 1e-9
 
 
-@helper
+@jit_inline
 def ewma_alpha(halflife):
     return 1.0 - 0.5 ** (1.0 / halflife)
 
 
-@helper
+@jit_inline
 def ewma_update(st, x, alpha):
     """Feed x to the EWMA held in ``st[0:3]`` (started, m, v). Returns (m after the update,
     z of x against m and v before it); (NaN, NaN) and no change for a NaN x."""
@@ -188,7 +184,7 @@ def ewma_update(st, x, alpha):
     return m, z
 
 
-@helper
+@jit_inline
 def row_depth(c, i, levels):
     """Bid + ask size over the first ``levels`` levels (missing levels count 0); NaN on an empty row."""
     if c.bid_px[i, 0] != c.bid_px[i, 0] and c.ask_px[i, 0] != c.ask_px[i, 0]:
@@ -246,7 +242,7 @@ def volume_z(c, i0, i1, st, p, out):
 
 # -- message rates ------------------------------------------------------------------------
 
-@helper
+@jit_inline
 def _window_sum(ring, pos, full, total, x, wrapped):
     """Put x in slot ``pos`` of the ring (dropping the row it held once ``full``) and return
     the window's sum; recomputed from the ring when it has just ``wrapped``."""
@@ -263,7 +259,7 @@ def _window_sum(ring, pos, full, total, x, wrapped):
 TS_SPLIT = 4294967296
 
 
-@helper
+@jit_inline
 def _ts_join(hi, lo):
     return np.int64(hi) * TS_SPLIT + np.int64(lo)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
-from genesis.features.context import jit
+from genesis.features.context import jit, jit_inline
 from genesis.features.registry import Feature, Param
 
 
@@ -37,11 +36,6 @@ OFI_LEVELS = Param("levels", 10, "book levels per side", "l")
 WINDOW = Param("window", 1, "rows summed (the last `window` rows, this one included)", "w")
 
 
-# Helpers are inlined into the kernels (a plain call to another compiled function costs a
-# few ns a row).
-inline = nb.njit(cache=True, error_model="numpy", inline="always")
-
-
 # -- window sums --------------------------------------------------------------------------
 # A window sum keeps, at st[r:], a header (running sum, number of non-NaN values in the
 # window, next slot, slots filled) and a ring of the last w values. NaN values are skipped.
@@ -49,7 +43,7 @@ inline = nb.njit(cache=True, error_model="numpy", inline="always")
 RING_HEADER = 4
 
 
-@inline
+@jit_inline
 def window_push(st, r, w, value):
     """Adds ``value`` to the window kept at ``st[r:r + RING_HEADER + w]`` and returns the sum of
     the non-NaN values among the last ``w`` (NaN when all of them are NaN)."""
@@ -86,13 +80,13 @@ def window_push(st, r, w, value):
 
 # -- helpers ------------------------------------------------------------------------------
 
-@inline
+@jit_inline
 def row_empty(best_bid, best_ask):
     """The row had no valid book (both best prices NaN)."""
     return best_bid != best_bid and best_ask != best_ask
 
 
-@inline
+@jit_inline
 def level_flow(pb, qb, pa, qa, pb0, qb0, pa0, qa0):
     """OFI term of one level between the previous row (``*0``) and this one:
     1{Pb >= Pb0} qb - 1{Pb <= Pb0} qb0 - 1{Pa <= Pa0} qa + 1{Pa >= Pa0} qa0."""
@@ -108,7 +102,7 @@ def level_flow(pb, qb, pa, qa, pb0, qb0, pa0, qa0):
     return e
 
 
-@inline
+@jit_inline
 def load_level(bid_px, bid_sz, ask_px, ask_sz, i, m, st, s):
     """Level m (0 = best) of row i into st[s:s+4] as (bid px, bid size, ask px, ask size); a
     missing level is price -inf (bid) / +inf (ask) with size 0, so that a level appearing or

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genesis.features.context import jit
+from genesis.features.context import jit, jit_inline
 from genesis.features.registry import Feature, Param
 
 LEVELS = Param("levels", 1, "book levels per side", "l")
@@ -24,14 +24,14 @@ def weighted_mid(c, i0, i1, st, p, out):
         out[i] = (c.bid_px[i, 0] * bs + c.ask_px[i, 0] * asz) / (bs + asz)
 
 
-@jit
-def side_vwap(px, sz, levels):
-    """(VWAP, total size) of the first ``levels`` levels of one side; (NaN, 0) when empty."""
+@jit_inline
+def side_vwap(px, sz, i, levels):
+    """(VWAP, total size) of the first ``levels`` levels of one side at row i; (NaN, 0) when empty."""
     value = size = 0.0
-    for k in range(min(levels, px.shape[0])):
-        if sz[k] == sz[k] and px[k] == px[k]:
-            value += px[k] * sz[k]
-            size += sz[k]
+    for k in range(min(levels, px.shape[1])):
+        if sz[i, k] == sz[i, k] and px[i, k] == px[i, k]:
+            value += px[i, k] * sz[i, k]
+            size += sz[i, k]
     if size > 0.0:
         return value / size, size
     return np.nan, 0.0
@@ -41,8 +41,8 @@ def side_vwap(px, sz, levels):
 def microprice(c, i0, i1, st, p, out):
     levels = int(p[0])
     for i in range(i0, i1):
-        bid, qb = side_vwap(c.bid_px[i], c.bid_sz[i], levels)
-        ask, qa = side_vwap(c.ask_px[i], c.ask_sz[i], levels)
+        bid, qb = side_vwap(c.bid_px, c.bid_sz, i, levels)
+        ask, qa = side_vwap(c.ask_px, c.ask_sz, i, levels)
         out[i] = (bid * qa + ask * qb) / (qa + qb)
 
 
@@ -59,20 +59,21 @@ def spread_bps(c, i0, i1, st, p, out):
         out[i] = (ask - bid) / (0.5 * (bid + ask)) * 1e4
 
 
-@jit
-def fill_vwap(px, sz, notional):
-    """Average price of filling ``notional`` (quote currency) against one side, walking its
-    levels from the best; NaN when the visible levels cannot fill it."""
+@jit_inline
+def fill_vwap(px, sz, i, notional):
+    """Average price of filling ``notional`` (quote currency) against one side at row i,
+    walking its levels from the best; NaN when the visible levels cannot fill it."""
     remaining = notional
     base = 0.0
-    for k in range(px.shape[0]):
-        if not (px[k] == px[k] and sz[k] == sz[k]) or sz[k] <= 0.0:
+    for k in range(px.shape[1]):
+        p, q = px[i, k], sz[i, k]
+        if not (p == p and q == q) or q <= 0.0:
             break
-        level = px[k] * sz[k]
+        level = p * q
         if level >= remaining:
-            base += remaining / px[k]
+            base += remaining / p
             return notional / base
-        base += sz[k]
+        base += q
         remaining -= level
     return np.nan
 
@@ -80,27 +81,27 @@ def fill_vwap(px, sz, notional):
 @jit
 def vwap_bid(c, i0, i1, st, p, out):
     for i in range(i0, i1):
-        out[i] = fill_vwap(c.bid_px[i], c.bid_sz[i], p[0])
+        out[i] = fill_vwap(c.bid_px, c.bid_sz, i, p[0])
 
 
 @jit
 def vwap_ask(c, i0, i1, st, p, out):
     for i in range(i0, i1):
-        out[i] = fill_vwap(c.ask_px[i], c.ask_sz[i], p[0])
+        out[i] = fill_vwap(c.ask_px, c.ask_sz, i, p[0])
 
 
 @jit
 def impact_buy_bps(c, i0, i1, st, p, out):
     for i in range(i0, i1):
         m = 0.5 * (c.bid_px[i, 0] + c.ask_px[i, 0])
-        out[i] = (fill_vwap(c.ask_px[i], c.ask_sz[i], p[0]) - m) / m * 1e4
+        out[i] = (fill_vwap(c.ask_px, c.ask_sz, i, p[0]) - m) / m * 1e4
 
 
 @jit
 def impact_sell_bps(c, i0, i1, st, p, out):
     for i in range(i0, i1):
         m = 0.5 * (c.bid_px[i, 0] + c.ask_px[i, 0])
-        out[i] = (m - fill_vwap(c.bid_px[i], c.bid_sz[i], p[0])) / m * 1e4
+        out[i] = (m - fill_vwap(c.bid_px, c.bid_sz, i, p[0])) / m * 1e4
 
 
 
