@@ -18,6 +18,7 @@ from genesis.config import settings
 _COMMAND_MODULES = (
     "genesis.store.cli",
     "genesis.pipelines.cli",
+    "genesis.features.cli",
 )
 
 
