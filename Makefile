@@ -16,7 +16,7 @@ VENV = .venv
 BIN = $(VENV)/bin
 GENESIS_HOME ?= $(HOME)/.genesis
 SAMPLE = data/sample/usdm_btcusdt_20240808.jsonl.gz
-NOTEBOOK_TESTS = notebooks/01_ingest.ipynb
+NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb
 TORCH_PIN = 2.13.0
 # The venv is (re)installed when missing or when pyproject.toml changes.
 STAMP = $(VENV)/.installed
