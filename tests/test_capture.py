@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import ALL_CAPTURES, capture_lines, capture_path
+from tests.conftest import ALL_CAPTURES, capture_lines, capture_path
 from genesis.book.l2 import OUT_APPLIED, L2Book
 from genesis.feeds.binance import scan
 from genesis.feeds.binance.capture import read_capture

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from conftest import capture_lines, capture_path
+from tests.conftest import capture_lines, capture_path
 from genesis.cli import main
 from genesis.pipelines import ingest as ingest_module
 from genesis.pipelines.ingest import SOURCE_TABLES, ingest_binance_capture

@@ -93,7 +93,7 @@ class Snapshots:
     def __post_init__(self) -> None:
         self.ts = _as(self.ts, np.int64, "snapshots.ts")
         for name in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
-            value = np.ascontiguousarray(getattr(self, name), dtype=np.float64)
+            value = _writable(getattr(self, name), np.float64)
             if value.ndim == 1:  # a single row, or L1 columns
                 value = value.reshape(len(self.ts), -1) if len(self.ts) else value.reshape(0, 1)
             if value.ndim != 2 or value.shape[0] != len(self.ts):
@@ -182,8 +182,15 @@ class Trades:
         return cls(ts, np.asarray(value["price"]), np.asarray(value["qty"]), np.asarray(side))
 
 
-def _as(value: Any, dtype, name: str) -> np.ndarray:
+def _writable(value: Any, dtype) -> np.ndarray:
+    """Contiguous, of ``dtype``, and writable: Arrow and the store hand back read-only
+    arrays, for which Numba would compile (and cache) a second copy of every kernel."""
     array = np.ascontiguousarray(value, dtype=dtype)
+    return array if array.flags.writeable else array.copy()
+
+
+def _as(value: Any, dtype, name: str) -> np.ndarray:
+    array = _writable(value, dtype)
     if array.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array, got shape {array.shape}")
     return array
