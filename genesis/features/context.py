@@ -18,9 +18,13 @@ from collections import namedtuple
 import numba as nb
 import numpy as np
 
-# Every feature kernel is compiled like this: cached, and with NumPy's float semantics
-# (x / 0 gives inf or NaN, as in the references, instead of raising).
-jit = nb.njit(cache=True, error_model="numpy")
+# Every feature kernel is compiled like this: cached; with NumPy's float semantics (x / 0
+# gives inf or NaN, as in the references, instead of raising); and without Numba's
+# reference counting (`_nrt=False`). Kernels never allocate (compilation fails if one
+# tries), and the arrays they are handed stay alive in the caller, so the counting buys
+# nothing here while costing atomic increments on each of the context's ~20 arrays at
+# every kernel call: measured, it halved the online step (15.7 -> 7.3 us for 66 columns).
+jit = nb.njit(cache=True, error_model="numpy", _nrt=False)
 # Helpers a kernel calls once per row are inlined at Numba's IR level: a plain call costs
 # reference counting on every array it is handed (measured 15-100 ns a call), more than
 # most features' arithmetic. Hand helpers whole arrays and a row index, not row views.

@@ -190,7 +190,7 @@ FEATURES = (
 )
 
 
-@jit
+@jit_inline
 def dispatch(local, c, i0, i1, st, p, out):
     if local == 0:
         bid_depth(c, i0, i1, st, p, out)

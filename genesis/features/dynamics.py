@@ -371,7 +371,7 @@ FEATURES = (
 )
 
 
-@jit
+@jit_inline
 def dispatch(local, c, i0, i1, st, p, out):
     if local == 0:
         log_return(c, i0, i1, st, p, out)

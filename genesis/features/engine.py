@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from genesis.features import depth, dynamics, imbalance, prices, trades
-from genesis.features.context import Context, ROW_PRIMITIVES, jit, new_primitive_state, primitives
+from genesis.features.context import Context, ROW_PRIMITIVES, jit, jit_inline, new_primitive_state, primitives
 from genesis.features.registry import FeatureSpec, registry
 
 # Rows per block: every instance runs over a block while its rows are still in cache.
@@ -51,7 +51,7 @@ def _drop_stale_compiled_kernels() -> None:
 _drop_stale_compiled_kernels()
 
 
-@jit
+@jit_inline
 def _dispatch(family, local, c, i0, i1, st, p, out):
     if family == 0:
         prices.dispatch(local, c, i0, i1, st, p, out)
@@ -295,6 +295,44 @@ def compute_features(snapshots: Any, trades: Any = None, spec: Any = None,
     raise ValueError(f"output={output!r}: expected 'pandas', 'arrow' or 'numpy'")
 
 
+def _row_array(values) -> np.ndarray:
+    return values if type(values) is np.ndarray and values.dtype == np.float64 else np.asarray(values, np.float64)
+
+
+@jit
+def _copy_row(values, target):
+    n = min(values.shape[0], target.shape[1])
+    for k in range(n):
+        target[0, k] = values[k]
+    for k in range(n, target.shape[1]):
+        target[0, k] = np.nan
+
+
+@jit
+def _online_step(c, ts, updates, buffered, bid_px, bid_sz, ask_px, ask_sz,
+                 pstate, family, local, params, st_lo, st_hi, state, out):
+    """Load one book row into the one-row context, run every instance, keep the trades
+    stamped after the row for the next one (as the batch path assigns them). Returns the
+    number of trades still buffered."""
+    _copy_row(bid_px, c.bid_px)
+    _copy_row(bid_sz, c.bid_sz)
+    _copy_row(ask_px, c.ask_px)
+    _copy_row(ask_sz, c.ask_sz)
+    c.ts[0] = ts
+    c.updates[0] = updates
+    taken = 0
+    while taken < buffered and c.trade_ts[taken] <= ts:
+        taken += 1
+    c.trade_hi[0] = taken
+    run_rows(c, 0, 1, pstate, family, local, params, st_lo, st_hi, state, out)
+    for k in range(taken, buffered):
+        c.trade_ts[k - taken] = c.trade_ts[k]
+        c.trade_px[k - taken] = c.trade_px[k]
+        c.trade_qty[k - taken] = c.trade_qty[k]
+        c.trade_side[k - taken] = c.trade_side[k]
+    return buffered - taken
+
+
 class OnlineFeatures:
     """The same features, one snapshot at a time, for live use.
 
@@ -343,29 +381,15 @@ class OnlineFeatures:
         self._n_trades = k + 1
 
     def on_book(self, ts: int, bid_px, bid_sz, ask_px, ask_sz, updates: float = 0.0) -> np.ndarray:
-        """A new book row (top-L arrays, best first; shorter arrays are padded with NaN)."""
+        """A new book row (top-L float64 arrays, best first; shorter ones are padded with NaN)."""
         if ts < self._last_ts:
             raise ValueError(f"book row at {ts} is older than the previous one ({self._last_ts})")
-        for target, values in zip(self._row, (bid_px, bid_sz, ask_px, ask_sz)):
-            n = len(values)
-            if n >= self.levels:
-                target[0, :] = values[: self.levels]
-            else:
-                target[0, :n] = values
-                target[0, n:] = np.nan
-        self._ts[0] = ts
-        self._updates[0] = updates
-        # As in the batch path, a row takes the trades up to its own time; later ones
-        # (a trade stamped after this book event) wait for the next row.
-        tr, buffered = self._tr, self._n_trades
-        taken = int(np.searchsorted(tr.ts[:buffered], ts, side="right"))
-        self._hi[0] = taken
-        self._plan.run(self._ctx, 0, 1, self._out)
-        if taken < buffered:
-            for name in ("ts", "price", "qty", "side"):
-                column = getattr(tr, name)
-                column[: buffered - taken] = column[taken:buffered].copy()
-        self._n_trades = buffered - taken
+        p = self._plan
+        # One compiled call per row: the Python around it is most of an online step's cost.
+        self._n_trades = _online_step(
+            self._ctx, ts, updates, self._n_trades,
+            _row_array(bid_px), _row_array(bid_sz), _row_array(ask_px), _row_array(ask_sz),
+            p.pstate, p.family, p.local, p.params, p.st_lo, p.st_hi, p.state, self._out)
         self._last_ts = ts
         return self._out[:, 0]
 

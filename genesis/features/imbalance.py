@@ -217,7 +217,7 @@ FEATURES = (
 )
 
 
-@jit
+@jit_inline
 def dispatch(local, c, i0, i1, st, p, out):
     if local == 0:
         obi(c, i0, i1, st, p, out)

@@ -132,7 +132,7 @@ FEATURES = (
 )
 
 
-@jit
+@jit_inline
 def dispatch(local, c, i0, i1, st, p, out):
     if local == 0:
         mid(c, i0, i1, st, p, out)

@@ -220,8 +220,7 @@ class FeatureSpec:
         """Every registered feature at its default parameters, plus the extra instances of
         :data:`DEFAULT_EXTRAS` (depth at several levels, OFI per level, several horizons)."""
         items = [feature.bind() for feature in features()]
-        known = registry()  # TODO(integration): drop this filter once every family has landed
-        items += [parse_instance(extra) for extra in DEFAULT_EXTRAS if extra.split("(")[0] in known]
+        items += [parse_instance(extra) for extra in DEFAULT_EXTRAS]
         seen: dict[str, FeatureInstance] = {}
         for inst in items:
             seen.setdefault(inst.column, inst)

@@ -438,7 +438,7 @@ FEATURES = (
 )
 
 
-@jit
+@jit_inline
 def dispatch(local, c, i0, i1, st, p, out):
     if local == 0:
         trade_volume(c, i0, i1, st, p, out)
