@@ -16,6 +16,7 @@ VENV = .venv
 BIN = $(VENV)/bin
 GENESIS_HOME ?= $(HOME)/.genesis
 SAMPLE = data/sample/usdm_btcusdt_20240808.jsonl.gz
+SAMPLE_SYMBOL = binance-usdm:BTCUSDT
 NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb
 TORCH_PIN = 2.13.0
 # The venv is (re)installed when missing or when pyproject.toml changes.
@@ -29,7 +30,7 @@ VENV_PATH = PATH="$(CURDIR)/$(BIN):$$PATH"
 help: ## list the targets
 	@echo "Genesis: limit-order-book research platform"
 	@echo
-	@echo "  make run     set up, migrate the store, ingest the bundled sample, run the demo pipeline"
+	@echo "  make run     set up, migrate the store, ingest the bundled sample, build its features, run the demo pipeline"
 	@echo "               (GENESIS_HOME=$(GENESIS_HOME); override with make run GENESIS_HOME=...)"
 	@echo "  make test    unit/integration tests, then the notebooks under nbval (throwaway GENESIS_HOME)"
 	@echo "  make bench   run every benchmarks/bench_*.py; each prints one JSON document"
@@ -72,15 +73,17 @@ $(STAMP): pyproject.toml
 # GENESIS_HOME is exported for `run` only: tests and benchmarks never see the user's store.
 run: export GENESIS_HOME := $(GENESIS_HOME)
 run: setup ## the platform on the bundled sample
-	@echo "== 1/5 migrate the store: genesis db migrate"
+	@echo "== 1/6 migrate the store: genesis db migrate"
 	@$(VENV_PATH) $(BIN)/genesis db migrate
-	@echo "== 2/5 ingest the bundled sample: genesis ingest binance-capture $(SAMPLE)"
+	@echo "== 2/6 ingest the bundled sample: genesis ingest binance-capture $(SAMPLE)"
 	@$(VENV_PATH) $(BIN)/genesis ingest binance-capture $(SAMPLE)
-	@echo "== 3/5 run the demo pipeline (notebooks/01_ingest.ipynb via papermill): genesis pipeline run demo"
+	@echo "== 3/6 build its features into the store: genesis features build --symbol $(SAMPLE_SYMBOL)"
+	@$(VENV_PATH) $(BIN)/genesis features build --symbol $(SAMPLE_SYMBOL)
+	@echo "== 4/6 run the demo pipeline (notebooks 01_ingest, 02_explore via papermill): genesis pipeline run demo"
 	@$(VENV_PATH) $(BIN)/genesis pipeline run demo
-	@echo "== 4/5 where everything is"
+	@echo "== 5/6 where everything is"
 	@$(MAKE) --no-print-directory where
-	@echo "== 5/5 serve dashboards"
+	@echo "== 6/6 serve dashboards"
 	@$(MAKE) --no-print-directory serve
 
 # Prints the effective settings (GENESIS_CLICKHOUSE_URL, if set, wins over GENESIS_HOME).

@@ -184,25 +184,13 @@ PANELS: tuple[Panel, ...] = (
 PLOT_ITEMS: tuple[str, ...] = tuple(s.item for panel in PANELS for s in panel.series)
 
 
-def plot_spec(spec: Any = None):
+def plot_spec(spec: Any = None, levels: int | None = None):
     """``spec`` (a :class:`~genesis.features.FeatureSpec`, a list of items, or None for the
-    default set) plus whichever of :data:`PLOT_ITEMS` it lacks, so that
-    :func:`feature_figures` finds every column it draws. Items whose feature is not
-    registered are left out (their panel is skipped, with a warning, when drawn)."""
-    from genesis.features.registry import FeatureSpec, parse_instance
+    default set, fitted to ``levels`` when given) plus whichever of :data:`PLOT_ITEMS` it
+    lacks, so that :func:`feature_figures` finds every column it draws."""
+    from genesis.features.registry import FeatureSpec
 
-    base = FeatureSpec.coerce(spec)
-    have = set(base.columns)
-    extra = []
-    for item in PLOT_ITEMS:
-        try:
-            instance = parse_instance(item)
-        except ValueError:
-            continue
-        if instance.column not in have:
-            extra.append(instance)
-            have.add(instance.column)
-    return FeatureSpec([*base.instances, *extra]) if extra else base
+    return FeatureSpec.coerce(spec, levels).including(PLOT_ITEMS)
 
 
 def feature_column(frame: pd.DataFrame, item: str) -> str | None:

@@ -205,3 +205,12 @@ def test_chunks_with_carried_state_equal_one_batch():
         chunk_trades = Trades(trades.ts[keep], trades.price[keep], trades.qty[keep], trades.side[keep])
         parts.append(stream.process(snaps.take(slice(a, b)), chunk_trades))
     np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+
+
+def test_the_default_set_fits_a_shallower_book_but_an_explicit_spec_must_fit():
+    snaps, trades = features_data.synthetic_book(30, levels=10)
+    matrix, spec = compute_matrix(snaps, trades)
+    assert spec.levels <= 10 and "bid_depth_l10" in spec.columns and "bid_depth_l20" not in spec.columns
+    assert len(spec) == len(FULL) - 3  # bid/ask depth and depth imbalance at 20 levels
+    with pytest.raises(ValueError, match="snapshots have 10 levels"):
+        compute_matrix(snaps, trades, ["bid_depth(levels=20)"])

@@ -58,9 +58,11 @@ def test_demo_spec_loads():
     spec = load_pipeline("demo")
     assert spec.name == "demo"
     assert spec.path == REPO_ROOT / "pipelines" / "demo.yaml"
-    (step,) = spec.steps
-    assert step.notebook == REPO_ROOT / "notebooks" / "01_ingest.ipynb"
-    assert {"paths", "symbols", "store_url", "levels", "replace"} <= set(step.declared)
+    ingest, explore = spec.steps
+    assert ingest.notebook == REPO_ROOT / "notebooks" / "01_ingest.ipynb"
+    assert {"paths", "symbols", "store_url", "levels", "replace"} <= set(ingest.declared)
+    assert explore.notebook == REPO_ROOT / "notebooks" / "02_explore.ipynb"
+    assert {"symbol", "start", "end", "sampling", "spec"} <= set(explore.declared)
     assert "demo" in [s.name for s in list_pipelines()]
 
 
@@ -211,7 +213,7 @@ def test_demo_pipeline_ingests_the_sample(home):
     assert result.ok, result.summary()
     assert result.run_dir.parent == home / "runs" / "demo"
     assert re.fullmatch(TIMESTAMP, result.run_dir.name)
-    assert sorted(p.name for p in result.run_dir.iterdir()) == ["01_ingest.ipynb", "run.json"]
+    assert sorted(p.name for p in result.run_dir.iterdir()) == ["01_ingest.ipynb", "02_explore.ipynb", "run.json"]
     manifest = json.loads(result.manifest.read_text())
     assert manifest["pipeline"] == "demo" and manifest["ok"] is True
     assert manifest["steps"][0]["parameters"] == {

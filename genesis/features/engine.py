@@ -242,7 +242,7 @@ class FeatureStream:
     """
 
     def __init__(self, spec: Any = None, levels: int = 20):
-        self.spec = FeatureSpec.coerce(spec)
+        self.spec = FeatureSpec.coerce(spec, levels)
         self._plan = _Plan(self.spec, levels)
         self.levels = levels
 
@@ -277,7 +277,7 @@ def compute_features(snapshots: Any, trades: Any = None, spec: Any = None,
     trades : :class:`Trades`, a TRADE_DTYPE array, a DataFrame (``exch_ts``, ``price``,
         ``qty``, ``aggressor``) or None. Trade features are NaN/0 without trades.
     spec : :class:`FeatureSpec`, a list of items such as ``"ofi(level=3)"``, or None for the
-        default full set.
+        default full set (without the instances that need more levels than the snapshots have).
     output : ``"pandas"`` (a DataFrame with a ``ts`` column, UTC), ``"arrow"`` (a table
         with the same columns) or ``"numpy"`` (a dict of column name to array).
     """
@@ -343,7 +343,7 @@ class OnlineFeatures:
     """
 
     def __init__(self, spec: Any = None, levels: int = 20):
-        self.spec = FeatureSpec.coerce(spec)
+        self.spec = FeatureSpec.coerce(spec, levels)
         self.columns = self.spec.columns
         self.levels = levels
         self._plan = _Plan(self.spec, levels)

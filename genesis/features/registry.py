@@ -216,26 +216,41 @@ class FeatureSpec:
             raise ValueError(f"feature spec has duplicate columns: {', '.join(duplicated)}")
 
     @classmethod
-    def default(cls) -> "FeatureSpec":
+    def default(cls, levels: int | None = None) -> "FeatureSpec":
         """Every registered feature at its default parameters, plus the extra instances of
-        :data:`DEFAULT_EXTRAS` (depth at several levels, OFI per level, several horizons)."""
+        :data:`DEFAULT_EXTRAS` (depth at several levels, OFI per level, several horizons).
+        With ``levels``, the instances that read deeper than that are left out, so the
+        default set fits a shallower book (an explicit spec that does not fit is refused)."""
         items = [feature.bind() for feature in features()]
         items += [parse_instance(extra) for extra in DEFAULT_EXTRAS]
         seen: dict[str, FeatureInstance] = {}
         for inst in items:
-            seen.setdefault(inst.column, inst)
+            if levels is None or inst.levels <= levels:
+                seen.setdefault(inst.column, inst)
         order = {name: k for k, name in enumerate(registry())}
         return cls(sorted(seen.values(), key=lambda inst: order[inst.feature.name]))
 
     @classmethod
-    def coerce(cls, spec: "FeatureSpec | Iterable | None") -> "FeatureSpec":
+    def coerce(cls, spec: "FeatureSpec | Iterable | None", levels: int | None = None) -> "FeatureSpec":
+        """A spec from a FeatureSpec, items, or ``"a;b;c"``; None is the default set
+        (fitted to ``levels`` when given)."""
         if spec is None:
-            return cls.default()
+            return cls.default(levels)
         if isinstance(spec, cls):
             return spec
         if isinstance(spec, str):
             return cls([s for s in spec.split(";") if s.strip()])
         return cls(spec)
+
+    def including(self, items: Iterable[str | Mapping[str, Any] | FeatureInstance]) -> "FeatureSpec":
+        """This spec plus those of ``items`` whose columns it lacks (appended in order)."""
+        have = set(self.columns)
+        extra = []
+        for inst in map(parse_instance, items):
+            if inst.column not in have:
+                extra.append(inst)
+                have.add(inst.column)
+        return FeatureSpec([*self.instances, *extra]) if extra else self
 
     @property
     def columns(self) -> list[str]:

@@ -51,14 +51,14 @@ _NO_TS = np.iinfo(np.int64).min  # "no lower bound" for the trades
 
 # -- reading the inputs ----------------------------------------------------------------------
 
-def load_inputs(store, symbol: str, start: Any, end: Any, sampling: str = "event", warmup_rows: int = 0,
+def load_inputs(store, symbol: str, start: Any = None, end: Any = None, sampling: str = "event", warmup_rows: int = 0,
                 levels: int | None = None) -> tuple[Snapshots, Trades, int]:
     """The snapshots and trades of ``symbol`` for ``[start, end)``, from an open store.
 
     Returns ``(snapshots, trades, n_warmup)``; the first ``n_warmup`` rows (at most
     ``warmup_rows``) lie before ``start``, the rest in ``[start, end)``. ``symbol`` may be bare
     (``BTCUSDT``) when one venue has it; ``start``/``end`` anything :class:`pandas.Timestamp`
-    reads (naive means UTC). ``sampling`` is ``'event'`` or what
+    reads (naive means UTC), None for the symbol's first row / past its last. ``sampling`` is ``'event'`` or what
     :func:`genesis.features.sampling.sample` takes (``'100ms'``, ``'volume:5'``,
     ``'notional:1e6'``); ``warmup_rows`` then counts resampled rows. Volume and notional bars
     count the traded amount from the first trade read, so their boundaries depend on where
@@ -67,7 +67,7 @@ def load_inputs(store, symbol: str, start: Any, end: Any, sampling: str = "event
     """
     _check_sampling(sampling)
     symbol = resolve_symbol(symbol, _book_symbols(store), f"the book snapshots of {store.url}")
-    lo, hi = _ns(start), _ns(end)
+    lo, hi = _range(store, symbol, start, end)
     loaded = _ChunkReader(symbol, sampling.strip(), levels, int(warmup_rows)).read(store, lo, hi)
     if loaded is None:
         raise _empty_range_error(store, symbol, lo, hi)
@@ -461,14 +461,22 @@ def _chunk_ns(chunk: str | None) -> int | None:
     return ns
 
 
+def time_span(store, symbol: str) -> tuple[int, int]:
+    """First and last event-row time (ns) of a stored ``symbol`` (as stored, namespaced)."""
+    first, last, n = store.query_rows(
+        "SELECT toUnixTimestamp64Nano(min(exch_ts)), toUnixTimestamp64Nano(max(exch_ts)), count() FROM book_snapshots"
+        " WHERE symbol = {symbol:String} AND sampling = 'event'", {"symbol": symbol})[0]
+    if not n:
+        raise _empty_range_error(store, symbol, 0, 0)
+    return int(first), int(last)
+
+
 def _range(store, symbol: str, start: Any, end: Any) -> tuple[int, int]:
     """``[lo, hi)`` in ns; a missing bound is the symbol's first / just after its last event row."""
     if start is None or end is None:
-        first, last = store.query_rows(
-            "SELECT toUnixTimestamp64Nano(min(exch_ts)), toUnixTimestamp64Nano(max(exch_ts)) FROM book_snapshots"
-            " WHERE symbol = {symbol:String} AND sampling = 'event'", {"symbol": symbol})[0]
-    lo = _ns(start) if start is not None else int(first)
-    hi = _ns(end) if end is not None else int(last) + 1
+        first, last = time_span(store, symbol)
+    lo = _ns(start) if start is not None else first
+    hi = _ns(end) if end is not None else last + 1
     if hi <= lo:
         raise ValueError(f"empty time range: [{_text(lo)}, {_text(hi)}) (the end must come after the start)")
     return lo, hi
