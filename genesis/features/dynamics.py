@@ -2,9 +2,10 @@
 depth and volume with z-scores against them, and message rates.
 
 Windows, horizons and half-lives are in rows. A window of w rows at row i covers rows
-``max(0, i-w+1)..i``. Every kernel is O(1) amortised per row: ring buffers in its state with
-running sums (recomputed exactly from the ring each time it wraps, so floating error cannot
-build up), block-wise prefix/suffix maxima for the rolling max/min, and one shared EWMA update.
+``max(0, i-w+1)..i``. Every kernel is O(1) amortised per row: rings, window sums and
+elapsed times from :mod:`genesis.features.windows` (sums recomputed exactly from the ring
+each time it wraps, so floating error cannot build up), block-wise prefix/suffix maxima for
+the rolling max/min, and one shared EWMA update.
 
 EWMA (all six EWMA features): ``alpha = 1 - 0.5 ** (1 / halflife)``; the first valid x sets
 ``m = x, v = 0``, then ``m_i = m_{i-1} + alpha (x_i - m_{i-1})`` and
@@ -23,6 +24,9 @@ import numpy as np
 
 from genesis.features.context import jit, jit_inline
 from genesis.features.registry import Feature, Param
+from genesis.features.windows import (elapsed_size, ring_advance, ring_full, ring_size, ring_slot, sums_begin,
+                                      sums_end, sums_nonzero, sums_put, sums_size, sums_total, window_elapsed,
+                                      window_sum)
 
 HORIZON = Param("horizon", 1, "rows between the two mids", "h")
 WINDOW = Param("window", 100, "rows in the window", "w")
@@ -30,82 +34,40 @@ HALFLIFE = Param("halflife", 100, "EWMA half-life in rows", "hl", integer=False)
 LEVELS = Param("levels", 10, "book levels per side", "l")
 
 
-# Ring bookkeeping shared by the windowed kernels: st[POS] is the slot of the current row,
-# st[FULL] becomes 1 once the ring has wrapped (its slot then holds row i-w).
-POS, FULL = 0, 1
-
-
-@jit_inline
-def _advance(st, w):
-    """Move the ring to its next slot; True when it just wrapped (time to recompute sums)."""
-    pos = int(st[POS]) + 1
-    if pos == w:
-        st[POS] = 0.0
-        st[FULL] = 1.0
-        return True
-    st[POS] = pos
-    return False
-
-
 # -- returns, volatility, range -----------------------------------------------------------
 
 @jit
 def log_return(c, i0, i1, st, p, out):
-    # st: POS, FULL, then the ring of the last h mids.
+    # st: a ring of the last h mids
     h = int(p[0])
-    ring = st[2:2 + h]
     for i in range(i0, i1):
-        pos = int(st[POS])
+        off = ring_slot(st, 0, h, 1)
         m = c.mid[i]
-        out[i] = np.log(m / ring[pos]) if st[FULL] != 0.0 else np.nan
-        ring[pos] = m
-        _advance(st, h)
+        out[i] = np.log(m / st[off]) if ring_full(st, 0, h) else np.nan
+        st[off] = m
+        ring_advance(st, 0, h)
 
 
-RV_PREV, RV_SEEN, RV_SUM, RV_COUNT, RV_MOVES, RV_RING = 2, 3, 4, 5, 6, 7
+RV_PREV, RV_SEEN, RV_SUMS = 0, 1, 2
 
 
 @jit
 def realized_vol(c, i0, i1, st, p, out):
-    # st: POS, FULL, previous mid, rows seen (0/1), then over the window: the sum of the
-    # defined squared returns, their count and the count of non-zero ones; then the ring of
-    # squared returns (NaN where undefined).
+    # st: previous mid, rows seen (0/1), then the window sum of squared returns (NaN where
+    # undefined: skipped). A window of unchanged mids sums to exactly 0 (no rounding
+    # residue for sqrt to turn from 1e-24 into 1e-12).
     w = int(p[0])
-    ring = st[RV_RING:RV_RING + w]
     for i in range(i0, i1):
         m = c.mid[i]
         r = np.log(m / st[RV_PREV]) if st[RV_SEEN] != 0.0 else np.nan
-        r2 = r * r
-        pos = int(st[POS])
-        total, count, moves = st[RV_SUM], st[RV_COUNT], st[RV_MOVES]
-        old = ring[pos]
-        if st[FULL] != 0.0 and old == old:
-            total -= old
-            count -= 1.0
-            moves -= old != 0.0
-        if r2 == r2:
-            total += r2
-            count += 1.0
-            moves += r2 != 0.0
-        ring[pos] = r2
-        if _advance(st, w):
-            total = count = moves = 0.0
-            for k in range(w):
-                if ring[k] == ring[k]:
-                    total += ring[k]
-                    count += 1.0
-                    moves += ring[k] != 0.0
-        # Without a move left in the window the running sum may still hold a rounding
-        # residue (sqrt turns 1e-24 into 1e-12): a window of unchanged mids is exactly 0.
-        if moves == 0.0:
-            total = 0.0
-        st[RV_SUM], st[RV_COUNT], st[RV_MOVES] = total, count, moves
+        total = window_sum(st, RV_SUMS, w, r * r)
         st[RV_PREV], st[RV_SEEN] = m, 1.0
         # Removing values can leave a sum of squares a rounding error below 0.
-        out[i] = math.sqrt(max(total, 0.0)) if count > 0.0 else np.nan
+        out[i] = math.sqrt(max(total, 0.0)) if total == total else np.nan
 
 
-RR_LAST, RR_HI, RR_LO, RR_RINGS = 2, 3, 4, 5
+# Own bookkeeping (not a windows.py ring): four rings sharing one position, kept in locals.
+RR_POS, RR_FULL, RR_LAST, RR_HI, RR_LO, RR_RINGS = 0, 1, 2, 3, 4, 5
 
 
 @jit
@@ -116,14 +78,14 @@ def realized_range_bps(c, i0, i1, st, p, out):
     # suffix maxima are computed once per block, when the ring wraps: O(1) amortised, exact,
     # and without the data-dependent loop of a monotone deque (measured ~40 ns/row against
     # ~6 on real mids). NaN mids enter as -inf (for the max) and +inf (for the min).
-    # st: POS, FULL, last valid mid, this block's running max and min, then four rings:
+    # st: position, wrapped (0/1), last valid mid, this block's running max and min, then four rings:
     # mids for the max, mids for the min, the previous block's suffix maxima and minima.
     w = int(p[0])
     a = RR_RINGS
     ring_hi, ring_lo = st[a:a + w], st[a + w:a + 2 * w]
     suffix_hi, suffix_lo = st[a + 2 * w:a + 3 * w], st[a + 3 * w:a + 4 * w]
     # Kept in locals through the rows (stored back at the end): no store/load chain per row.
-    pos, full = int(st[POS]), st[FULL] != 0.0
+    pos, full = int(st[RR_POS]), st[RR_FULL] != 0.0
     last, run_hi, run_lo = st[RR_LAST], st[RR_HI], st[RR_LO]
     for i in range(i0, i1):
         m = c.mid[i]
@@ -146,7 +108,7 @@ def realized_range_bps(c, i0, i1, st, p, out):
                 hi_, lo_ = max(hi_, ring_hi[k]), min(lo_, ring_lo[k])
                 suffix_hi[k], suffix_lo[k] = hi_, lo_
         out[i] = (hi - lo) / last * 1e4 if hi != -np.inf else np.nan
-    st[POS], st[FULL] = pos, 1.0 if full else 0.0
+    st[RR_POS], st[RR_FULL] = pos, 1.0 if full else 0.0
     st[RR_LAST], st[RR_HI], st[RR_LO] = last, run_hi, run_lo
 
 
@@ -242,68 +204,27 @@ def volume_z(c, i0, i1, st, p, out):
 
 # -- message rates ------------------------------------------------------------------------
 
-@jit_inline
-def _window_sum(ring, pos, full, total, x, wrapped):
-    """Put x in slot ``pos`` of the ring (dropping the row it held once ``full``) and return
-    the window's sum; recomputed from the ring when it has just ``wrapped``."""
-    if full:
-        total -= ring[pos]
-    ring[pos] = x
-    if wrapped:
-        return ring.sum()
-    return total + x
-
-
-# Timestamps are int64 ns (~1.7e18), beyond float64's exact integers: the state keeps each
-# as two exact halves, ts = hi * 2**32 + lo.
-TS_SPLIT = 4294967296
-
-
-@jit_inline
-def _ts_join(hi, lo):
-    return np.int64(hi) * TS_SPLIT + np.int64(lo)
-
-
-MR_SUM, MR_T0_HI, MR_T0_LO, MR_RINGS = 2, 3, 4, 5
-
-
 @jit
 def message_rate(c, i0, i1, st, p, out):
-    # st: POS, FULL, the window's update count, ts[0] (two halves), then rings of the
-    # updates and of the timestamps (two halves).
+    # st: the window sum of updates, then the window's elapsed time
     w = int(p[0])
-    a = MR_RINGS
-    upd, ts_hi, ts_lo = st[a:a + w], st[a + w:a + 2 * w], st[a + 2 * w:a + 3 * w]
+    at_elapsed = sums_size(w, 1)
     for i in range(i0, i1):
-        ts = c.ts[i]
-        pos, full = int(st[POS]), st[FULL] != 0.0
-        if full:  # the slot still holds row i-w
-            start = _ts_join(ts_hi[pos], ts_lo[pos])
-        else:
-            if pos == 0:  # row 0
-                st[MR_T0_HI], st[MR_T0_LO] = ts // TS_SPLIT, ts % TS_SPLIT
-            start = _ts_join(st[MR_T0_HI], st[MR_T0_LO])
-        ts_hi[pos], ts_lo[pos] = ts // TS_SPLIT, ts % TS_SPLIT
-        total = _window_sum(upd, pos, full, st[MR_SUM], c.updates[i], _advance(st, w))
-        st[MR_SUM] = total
-        elapsed = (ts - start) / 1e9
+        total = window_sum(st, 0, w, c.updates[i], True)
+        elapsed = window_elapsed(st, at_elapsed, w, c.ts[i]) / 1e9
         out[i] = total / elapsed if elapsed != 0.0 else np.nan
-
-
-OT_UPDATES, OT_TRADES, OT_RINGS = 2, 3, 4
 
 
 @jit
 def order_to_trade(c, i0, i1, st, p, out):
-    # st: POS, FULL, the window's update and trade counts, then their rings.
+    # st: window sums of trades (counted: NaN while the window has none) and updates
     w = int(p[0])
-    upd, trd = st[OT_RINGS:OT_RINGS + w], st[OT_RINGS + w:OT_RINGS + 2 * w]
     for i in range(i0, i1):
-        pos, full = int(st[POS]), st[FULL] != 0.0
-        wrapped = _advance(st, w)
-        st[OT_UPDATES] = _window_sum(upd, pos, full, st[OT_UPDATES], c.updates[i], wrapped)
-        st[OT_TRADES] = _window_sum(trd, pos, full, st[OT_TRADES], c.n_trades[i], wrapped)
-        out[i] = st[OT_UPDATES] / st[OT_TRADES] if st[OT_TRADES] > 0.0 else np.nan
+        off = sums_begin(st, 0, w, 2)
+        sums_put(st, 0, off, 0, c.n_trades[i], True)
+        sums_put(st, 0, off, 1, c.updates[i], True)
+        out[i] = sums_total(st, 0, 1) / sums_total(st, 0, 0) if sums_nonzero(st, 0) > 0.0 else np.nan
+        sums_end(st, 0, w, 2)
 
 
 # -- registry -----------------------------------------------------------------------------
@@ -330,11 +251,11 @@ def _ewma_state(p) -> int:
 FEATURES = (
     Feature("log_return", "dynamics", "log",
             "log(mid_i / mid_{i-h}); NaN for the first h rows and when either mid is NaN.",
-            log_return, (HORIZON,), state=lambda p: 2 + _h(p), lookback=_h),
+            log_return, (HORIZON,), state=lambda p: ring_size(_h(p)), lookback=_h),
     Feature("realized_vol", "dynamics", "log",
             "sqrt(sum of squared one-row log returns of the mid over the window); undefined returns "
             "(empty rows, row 0) are skipped; NaN when the window has none.",
-            realized_vol, (WINDOW,), state=lambda p: RV_RING + _w(p), lookback=_w),
+            realized_vol, (WINDOW,), state=lambda p: RV_SUMS + sums_size(_w(p)), lookback=_w),
     Feature("realized_range_bps", "dynamics", "bps",
             "(max mid - min mid) / last mid * 1e4 over the window, NaN mids skipped (the last mid is "
             "the window's latest valid one); NaN when the window has no valid mid.",
@@ -364,10 +285,10 @@ FEATURES = (
     Feature("message_rate", "dynamics", "updates/s",
             "Book level updates per second over the window: sum of updates / (ts_i - ts_{i-w}), "
             "from ts_0 while row i-w does not exist; NaN when no time has elapsed.",
-            message_rate, (WINDOW,), state=lambda p: MR_RINGS + 3 * _w(p), lookback=_w),
+            message_rate, (WINDOW,), state=lambda p: sums_size(_w(p)) + elapsed_size(_w(p)), lookback=_w),
     Feature("order_to_trade", "dynamics", "ratio",
             "Book level updates / trades over the window; NaN when the window has no trade.",
-            order_to_trade, (WINDOW,), state=lambda p: OT_RINGS + 2 * _w(p), lookback=_w),
+            order_to_trade, (WINDOW,), state=lambda p: sums_size(_w(p), 2), lookback=_w),
 )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from genesis.features.context import jit, jit_inline
 from genesis.features.registry import Feature, Param
+from genesis.features.windows import sums_size, window_sum
 
 
 @dataclass(frozen=True)
@@ -36,48 +37,6 @@ OFI_LEVELS = Param("levels", 10, "book levels per side", "l")
 WINDOW = Param("window", 1, "rows summed (the last `window` rows, this one included)", "w")
 
 
-# -- window sums --------------------------------------------------------------------------
-# A window sum keeps, at st[r:], a header (running sum, number of non-NaN values in the
-# window, next slot, slots filled) and a ring of the last w values. NaN values are skipped.
-
-RING_HEADER = 4
-
-
-@jit_inline
-def window_push(st, r, w, value):
-    """Adds ``value`` to the window kept at ``st[r:r + RING_HEADER + w]`` and returns the sum of
-    the non-NaN values among the last ``w`` (NaN when all of them are NaN)."""
-    if w == 1:
-        return value  # the window is this row alone: nothing to keep
-    total, count, slot, filled = st[r], st[r + 1], int(st[r + 2]), st[r + 3]
-    ring = r + RING_HEADER
-    if filled == w:
-        old = st[ring + slot]
-        if old == old:
-            total -= old
-            count -= 1.0
-    else:
-        filled += 1.0
-    st[ring + slot] = value
-    if value == value:
-        total += value
-        count += 1.0
-    slot += 1
-    if slot == w:
-        # Every w rows, recompute the sum from the ring so that rounding cannot drift.
-        slot = 0
-        total = count = 0.0
-        for k in range(w):
-            v = st[ring + k]
-            if v == v:
-                total += v
-                count += 1.0
-    elif count == 0.0:
-        total = 0.0  # nothing left in the window: drop the rounding residue
-    st[r], st[r + 1], st[r + 2], st[r + 3] = total, count, slot, filled
-    return total if count > 0.0 else np.nan
-
-
 # -- helpers ------------------------------------------------------------------------------
 
 @jit_inline
@@ -90,15 +49,12 @@ def row_empty(best_bid, best_ask):
 def level_flow(pb, qb, pa, qa, pb0, qb0, pa0, qa0):
     """OFI term of one level between the previous row (``*0``) and this one:
     1{Pb >= Pb0} qb - 1{Pb <= Pb0} qb0 - 1{Pa <= Pa0} qa + 1{Pa >= Pa0} qa0."""
+    # selects, not branches: whether a price moved up, down or not follows the data
     e = 0.0
-    if pb >= pb0:
-        e += qb
-    if pb <= pb0:
-        e -= qb0
-    if pa <= pa0:
-        e -= qa
-    if pa >= pa0:
-        e += qa0
+    e += qb if pb >= pb0 else 0.0
+    e -= qb0 if pb <= pb0 else 0.0
+    e -= qa if pa <= pa0 else 0.0
+    e += qa0 if pa >= pa0 else 0.0
     return e
 
 
@@ -148,7 +104,8 @@ def obi_weighted(c, i0, i1, st, p, out):
 
 
 # OFI state: st[0] = 1 when the previous row exists and was not empty; then the previous
-# row's levels, 4 values each (load_level); then the window sum.
+# row's levels, 4 values each (load_level); then the window sum (windows.window_sum: NaN
+# terms skipped, NaN when all are).
 
 @jit
 def ofi(c, i0, i1, st, p, out):
@@ -164,14 +121,14 @@ def ofi(c, i0, i1, st, p, out):
             if st[0] == 1.0:
                 e = level_flow(st[1], st[2], st[3], st[4], pb0, qb0, pa0, qa0)
             st[0] = 1.0
-        out[i] = window_push(st, 5, w, e)
+        out[i] = window_sum(st, 5, w, e)
 
 
 @jit
 def ofi_multi(c, i0, i1, st, p, out):
     levels = int(p[0])
     w = int(p[1])
-    ring = 1 + 4 * levels
+    sums = 1 + 4 * levels
     for i in range(i0, i1):
         e = np.nan
         if row_empty(c.bid_px[i, 0], c.ask_px[i, 0]):
@@ -188,7 +145,7 @@ def ofi_multi(c, i0, i1, st, p, out):
             if not have_prev:
                 e = np.nan
             st[0] = 1.0
-        out[i] = window_push(st, ring, w, e)
+        out[i] = window_sum(st, sums, w, e)
 
 
 FEATURES = (
@@ -206,13 +163,13 @@ FEATURES = (
             "(' = previous row; a missing level is price -inf bid / +inf ask with size 0). e is NaN at the "
             "first row and when this or the previous row is empty; the sum skips NaN terms and is NaN "
             "when all are.", ofi, (LEVEL, WINDOW),
-            state=lambda p: 5 + RING_HEADER + int(p["window"]),
+            state=lambda p: 5 + sums_size(p["window"]),
             levels=lambda p: int(p["level"]), lookback=lambda p: int(p["window"]) + 1),
     Feature("ofi_multi", "imbalance", "qty",
             "Multi-level order-flow imbalance: the per-level OFI term e_m of `ofi` summed over levels "
             "m = 1..levels, then over the last `window` rows (same NaN conventions).",
             ofi_multi, (OFI_LEVELS, WINDOW),
-            state=lambda p: 1 + 4 * int(p["levels"]) + RING_HEADER + int(p["window"]),
+            state=lambda p: 1 + 4 * int(p["levels"]) + sums_size(p["window"]),
             levels=lambda p: int(p["levels"]), lookback=lambda p: int(p["window"]) + 1),
 )
 
