@@ -24,9 +24,8 @@ import numpy as np
 
 from genesis.features.context import jit, jit_inline
 from genesis.features.registry import Feature, Param
-from genesis.features.windows import (elapsed_size, ring_advance, ring_full, ring_size, ring_slot, sums_begin,
-                                      sums_end, sums_nonzero, sums_put, sums_size, sums_total, window_elapsed,
-                                      window_sum)
+from genesis.features.windows import (elapsed_size, ring_advance, ring_full, ring_size, ring_slot, sums_size,
+                                      window_elapsed, window_ratio, window_sum)
 
 HORIZON = Param("horizon", 1, "rows between the two mids", "h")
 WINDOW = Param("window", 100, "rows in the window", "w")
@@ -217,14 +216,9 @@ def message_rate(c, i0, i1, st, p, out):
 
 @jit
 def order_to_trade(c, i0, i1, st, p, out):
-    # st: window sums of trades (counted: NaN while the window has none) and updates
     w = int(p[0])
     for i in range(i0, i1):
-        off = sums_begin(st, 0, w, 2)
-        sums_put(st, 0, off, 0, c.n_trades[i], True)
-        sums_put(st, 0, off, 1, c.updates[i], True)
-        out[i] = sums_total(st, 0, 1) / sums_total(st, 0, 0) if sums_nonzero(st, 0) > 0.0 else np.nan
-        sums_end(st, 0, w, 2)
+        out[i] = window_ratio(st, 0, w, c.updates[i], c.n_trades[i])
 
 
 # -- registry -----------------------------------------------------------------------------

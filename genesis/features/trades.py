@@ -20,7 +20,7 @@ from genesis.features.context import jit, jit_inline
 from genesis.features.registry import Feature, Param
 from genesis.features.windows import (elapsed_size, ring_advance, ring_full, ring_size, ring_slot, sums_begin,
                                       sums_count, sums_end, sums_nonzero, sums_put, sums_size, sums_total,
-                                      window_elapsed, window_sum)
+                                      window_elapsed, window_ratio, window_sum)
 
 WINDOW = Param("window", 1, "rows in the window", "w")
 WINDOW100 = Param("window", 100, "rows in the window", "w")
@@ -107,14 +107,9 @@ def trade_vwap(c, i0, i1, st, p, out):
 
 @jit
 def lee_ready_share(c, i0, i1, st, p, out):
-    # sums: trades (counted), trades signed by Lee-Ready
     w = int(p[0])
     for i in range(i0, i1):
-        off = sums_begin(st, 0, w, 2)
-        sums_put(st, 0, off, 0, c.n_trades[i], True)
-        sums_put(st, 0, off, 1, c.n_inferred[i], True)
-        out[i] = sums_total(st, 0, 1) / sums_total(st, 0, 0) if sums_nonzero(st, 0) > 0.0 else np.nan
-        sums_end(st, 0, w, 2)
+        out[i] = window_ratio(st, 0, w, c.n_inferred[i], c.n_trades[i])
 
 
 # -- spreads paid by takers ---------------------------------------------------------------

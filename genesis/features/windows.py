@@ -258,3 +258,15 @@ def window_elapsed(st, at, w, ts):
     ts_put(st, off, ts)
     ring_advance(st, at, w)
     return ts - start
+
+
+@jit_inline
+def window_ratio(st, at, w, numerator, denominator):
+    """Sum of ``numerator`` / sum of ``denominator`` over the last ``w`` rows, both whole
+    numbers (counts); NaN while the denominator's window sum is 0. ``sums_size(w, 2)`` slots."""
+    off = sums_begin(st, at, w, 2)
+    sums_put(st, at, off, 0, denominator, True)
+    sums_put(st, at, off, 1, numerator, True)
+    ratio = sums_total(st, at, 1) / sums_total(st, at, 0) if sums_nonzero(st, at) > 0.0 else np.nan
+    sums_end(st, at, w, 2)
+    return ratio
