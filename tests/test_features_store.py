@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import capture_path
 from genesis.cli import main
 from genesis.features import FeatureSpec, compute_features, from_capture
+from genesis.features.sampling import sample
 from genesis.features.store import build_features, feature_set_info, load_inputs, read_features, spec_items
 from genesis.pipelines.ingest import ingest_binance_capture
 from genesis.store import connect
@@ -136,7 +137,6 @@ def test_chunked_build_equals_unchunked(url, sampling):
 
 
 def test_resampled_build_equals_compute_on_resampled_capture(url, capture_inputs):
-    sample = pytest.importorskip("genesis.features.sampling").sample
     snaps, trades = capture_inputs
     report = build_features("BTCUSDT", spec=WINDOWED, sampling="100ms", feature_set="grid", store_url=url,
                             chunk="1min", progress=False)

@@ -24,7 +24,7 @@ _DURATION = re.compile(r"\d+(ns|us|ms|s|min)")
 _BARS = re.compile(r"(volume|notional):([0-9.eE+-]+)")
 # Volume bars count multiples of V with this relative slack, so that decimal quantities
 # cross where decimal arithmetic says (10 trades of 0.1 make a bar of 1).
-_REL_SLACK = 1e-12
+REL_SLACK = 1e-12
 # A grid this long (8 GB of times alone) is a typo of the step, not a plan.
 _MAX_GRID = 1_000_000_000
 
@@ -111,7 +111,7 @@ def _crossings(amount, size):
         else:
             comp += (x - s) + total
         total = s
-        now = np.floor((total + comp) / size * (1.0 + _REL_SLACK))
+        now = np.floor((total + comp) / size * (1.0 + REL_SLACK))
         if now > bars:
             bars = now
             hits[m] = k

@@ -12,6 +12,7 @@ from genesis.book.l2 import L2Book
 from genesis.features.engine import Snapshots, Trades, compute_features
 from genesis.features.registry import FeatureSpec
 from genesis.features.sampling import sample
+from genesis.store.queries import to_ns
 from genesis.feeds.binance.capture import read_capture
 
 
@@ -84,9 +85,9 @@ def load_range(symbol: str, start: Any = None, end: Any = None, spec: Any = None
     frame = compute_features(snaps, trades, FeatureSpec.coerce(spec, snaps.levels).including(also))
     keep = np.arange(len(snaps)) >= n_warmup
     if start is not None:
-        keep &= snaps.ts >= _utc_ns(start)
+        keep &= snaps.ts >= to_ns(start)
     if end is not None:
-        keep &= snaps.ts < _utc_ns(end)
+        keep &= snaps.ts < to_ns(end)
     if not keep.any():
         raise ValueError(f"{symbol}: no {sampling} rows in [{start}, {end})")
     snaps = snaps.take(keep)
@@ -108,11 +109,6 @@ def time_span(symbol: str, capture: str | Path | None = None, store_url: str | N
         with connect(store_url) as store:
             first, last = stored_span(store, _stored_symbol(store, symbol))
     return pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC")
-
-
-def _utc_ns(value: Any) -> int:
-    ts = pd.Timestamp(value)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).value
 
 
 def _stored_symbol(store, symbol: str) -> str:

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from genesis.features.engine import FeatureStream, Snapshots, Trades
 from genesis.features.registry import FeatureInstance, FeatureSpec
+from genesis.store.queries import to_ns
 
 DEFAULT_CHUNK = "1h"
 KEY_COLUMNS = ("symbol", "feature_set", "sampling", "ts", "row_in_ts")
@@ -188,7 +189,7 @@ class _ChunkReader:
         size = float(self.sampling.split(":", 1)[1])
         amount = trades.qty if self.bars == "volume" else trades.price * trades.qty
         total = math.fsum([residual, *np.nan_to_num(amount).tolist()])
-        slack = getattr(sampling_module, "_REL_SLACK", 0.0)  # sample()'s tolerance for decimal sizes
+        slack = sampling_module.REL_SLACK  # sample()'s tolerance for decimal sizes
         return max(0.0, total - size * math.floor(total / size * (1.0 + slack)))
 
 
@@ -475,8 +476,8 @@ def _range(store, symbol: str, start: Any, end: Any) -> tuple[int, int]:
     """``[lo, hi)`` in ns; a missing bound is the symbol's first / just after its last event row."""
     if start is None or end is None:
         first, last = time_span(store, symbol)
-    lo = _ns(start) if start is not None else first
-    hi = _ns(end) if end is not None else last + 1
+    lo = to_ns(start) if start is not None else first
+    hi = to_ns(end) if end is not None else last + 1
     if hi <= lo:
         raise ValueError(f"empty time range: [{_text(lo)}, {_text(hi)}) (the end must come after the start)")
     return lo, hi
@@ -601,10 +602,10 @@ def read_features(symbol: str, start: Any = None, end: Any = None, columns: Iter
         parameters: dict[str, Any] = {"symbol": symbol, "set": feature_set, "sampling": sampling}
         if start is not None:
             where.append("ts >= fromUnixTimestamp64Nano({start:Int64}, 'UTC')")
-            parameters["start"] = _ns(start)
+            parameters["start"] = to_ns(start)
         if end is not None:
             where.append("ts < fromUnixTimestamp64Nano({end:Int64}, 'UTC')")
-            parameters["end"] = _ns(end)
+            parameters["end"] = to_ns(end)
         # The names are the recorded set's, checked as plain identifiers when it was built;
         # checked again here because they go into the SQL text.
         bad = [c for c in wanted if not _IDENTIFIER.fullmatch(c)]
@@ -689,17 +690,6 @@ def _empty_range_error(store, symbol: str, lo: int, hi: int) -> ValueError:
     others = ", ".join(_book_symbols(store)) or "none"
     return ValueError(f"{symbol} has no book snapshots in [{_text(lo)}, {_text(hi)}); {held} "
                       f"(symbols with snapshots: {others})")
-
-
-def _ns(value: Any) -> int:
-    """Nanoseconds since the epoch of anything :class:`pandas.Timestamp` reads; naive means UTC."""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"time {value!r}: not a time pandas can read (e.g. 2024-08-08 23:55:00)") from None
-    if ts is pd.NaT:
-        raise ValueError(f"time {value!r}: not a time")
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).value
 
 
 def _text(value: Any) -> str:

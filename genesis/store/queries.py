@@ -42,10 +42,10 @@ def top_of_book(
     parameters: dict[str, Any] = {"symbol": symbol, "sampling": sampling}
     if start is not None:
         where.append("exch_ts >= fromUnixTimestamp64Nano({start:Int64}, 'UTC')")
-        parameters["start"] = _ns(start)
+        parameters["start"] = to_ns(start)
     if end is not None:
         where.append("exch_ts < fromUnixTimestamp64Nano({end:Int64}, 'UTC')")
-        parameters["end"] = _ns(end)
+        parameters["end"] = to_ns(end)
     sql = _TOP_OF_BOOK.replace("{where}", " AND ".join(where))
     return _query(store, sql, TOP_OF_BOOK_COLUMNS, parameters)
 
@@ -108,6 +108,12 @@ def _query(store, sql: str, columns, parameters: dict[str, Any] | None = None) -
     return df if len(df.columns) else pd.DataFrame(columns=list(columns))
 
 
-def _ns(value: Any) -> int:
-    ts = pd.Timestamp(value)
+def to_ns(value: Any) -> int:
+    """Nanoseconds since the epoch of anything :class:`pandas.Timestamp` reads; naive means UTC."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"time {value!r}: not a time pandas can read (e.g. 2024-08-08 23:55:00)") from None
+    if ts is pd.NaT:
+        raise ValueError(f"time {value!r}: not a time")
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).value
