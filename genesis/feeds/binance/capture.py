@@ -24,14 +24,8 @@ from genesis.arrays import concat_ranges
 from genesis.book.l2 import SEQ_FUTURES, SEQ_SPOT
 from genesis.feeds.binance import scan
 from genesis.feeds.binance.messages import BadMessage, parse_line
+from genesis.feeds.events import QUOTE_DTYPE, TRADE_DTYPE
 
-TRADE_DTYPE = np.dtype(
-    [("exch_ts", "i8"), ("local_ts", "i8"), ("trade_id", "i8"), ("price", "f8"), ("qty", "f8"), ("aggressor", "i1")]
-)
-QUOTE_DTYPE = np.dtype(
-    [("exch_ts", "i8"), ("local_ts", "i8"), ("update_id", "i8"),
-     ("bid_px", "f8"), ("bid_sz", "f8"), ("ask_px", "f8"), ("ask_sz", "f8")]
-)
 
 VENUE_SPOT = "binance-spot"
 VENUE_USDM = "binance-usdm"

@@ -97,11 +97,18 @@ def parse_line(line: bytes) -> ParsedLine | None:
     local_ts = int(head)
     if local_ts >= 2**63:
         raise BadMessage(f"receive time {head.decode()} is out of range")
+    return parse_message(local_ts, body)
+
+
+def parse_message(local_ts: int, body: bytes | str) -> ParsedLine:
+    """Parse one message as received (a combined-stream message or a REST depth snapshot),
+    stamped with its receive time ``local_ts`` (ns). Raises :class:`BadMessage`."""
     try:
         message = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         # orjson reports the character position; an error at the very end means the line was cut.
-        truncated = exc.pos >= len(body.decode("utf-8", "replace")) - 1
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        truncated = exc.pos >= len(text) - 1
         raise BadMessage(("truncated message: " if truncated else "invalid JSON: ") + exc.msg) from None
     if not isinstance(message, dict):
         raise BadMessage("message is not a JSON object")
