@@ -18,6 +18,7 @@ from genesis.config import settings
 # Modules exposing ``register(subparsers)``; each adds its own sub-commands.
 _COMMAND_MODULES = (
     "genesis.store.cli",
+    "genesis.feeds.cli",
     "genesis.pipelines.cli",
     "genesis.features.cli",
 )

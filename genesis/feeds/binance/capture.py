@@ -168,7 +168,11 @@ def read_capture(path: str | Path, venue: str | None = None) -> CaptureFile:
         except BadMessage as exc:
             head = text.split(b" ", 1)[0]
             local_ts = int(head) if head.isdigit() and len(head) < 20 else 0
-            bad.append(BadLine(int(i) + 1, local_ts, exc.stream, exc.reason, text))
+            reason = exc.reason
+            if i == n - 1 and not raw.endswith(b"\n") and not reason.startswith("truncated"):
+                # A writer stopped mid-line (a killed recorder): say so rather than what the stump looks like.
+                reason = f"truncated last line (the file ends without a newline): {reason}"
+            bad.append(BadLine(int(i) + 1, local_ts, exc.stream, reason, text))
             continue
         if parsed is None:
             status[i] = scan.LINE_BLANK
