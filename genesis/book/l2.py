@@ -164,6 +164,46 @@ def apply_deltas_kernel(state, bid_key, bid_qty, ask_key, ask_qty, side, price, 
 
 
 @nb.njit(cache=True)
+def _level_qty(keys, qtys, lo, n, key):
+    """Quantity at ``key`` in the side ``keys[lo:lo+n]`` (0 when the level is absent)."""
+    i = lo + np.searchsorted(keys[lo : lo + n], key)
+    if i < lo + n and keys[i] == key:
+        return qtys[i]
+    return 0.0
+
+
+@nb.njit(cache=True)
+def apply_groups_kernel(state, bid_key, bid_qty, ask_key, ask_qty, group_start, group_count, is_snapshot,
+                        side, price, qty, bid_px, bid_sz, ask_px, ask_sz, crossed, undo):
+    """Apply rows in groups (one venue event each), writing the top-L after each group.
+
+    A snapshot group replaces the book. A group that leaves the book crossed is undone (its
+    levels get their previous quantities back) and flagged in ``crossed``: a bad event must
+    not corrupt the book for everything after it. ``undo`` is scratch of the largest group's size.
+    """
+    for g in range(group_start.shape[0]):
+        start, count = group_start[g], group_count[g]
+        if is_snapshot[g]:
+            state[_N_BID] = 0
+            state[_N_ASK] = 0
+            state[_BID_LO] = state[_ASK_LO] = bid_key.shape[0] // 2
+        else:
+            for k in range(count):
+                r = start + k
+                if side[r] > 0:
+                    undo[k] = _level_qty(bid_key, bid_qty, state[_BID_LO], state[_N_BID], price[r])
+                else:
+                    undo[k] = _level_qty(ask_key, ask_qty, state[_ASK_LO], state[_N_ASK], -price[r])
+        _apply_message(state, bid_key, bid_qty, ask_key, ask_qty, start, count, side, price, qty)
+        crossed[g] = _is_crossed(state, bid_key, ask_key)
+        if crossed[g] and not is_snapshot[g]:
+            for k in range(count - 1, -1, -1):  # reverse order: a level touched twice ends as before
+                _apply_message(state, bid_key, bid_qty, ask_key, ask_qty, 0, 1, side[start + k : start + k + 1],
+                               price[start + k : start + k + 1], undo[k : k + 1])
+        _write_top(state, bid_key, bid_qty, ask_key, ask_qty, g, bid_px, bid_sz, ask_px, ask_sz)
+
+
+@nb.njit(cache=True)
 def _record_gap(counters, gaps, i, expected, received, reason):
     g = counters[_C_GAPS]
     gaps[g, GAP_MSG] = i
@@ -402,6 +442,29 @@ class L2Book:
         apply_deltas_kernel(self._state, self._bid_key, self._bid_qty, self._ask_key, self._ask_qty,
                             side, price, qty, *top)
         return top
+
+    def apply_groups(self, group_start, group_count, is_snapshot, side, price, qty):
+        """Apply rows grouped into events (rows ``group_start[g] : + group_count[g]``), for
+        sources without venue update ids (simulator, stored deltas). A snapshot group replaces
+        the book; a group that would cross the book is undone and reported.
+
+        Returns ``(bid_px, bid_sz, ask_px, ask_sz, crossed)``: the top-L after each group
+        (``(n_groups, depth)``) and a boolean per group.
+        """
+        group_start = np.ascontiguousarray(group_start, dtype=np.int64)
+        group_count = np.ascontiguousarray(group_count, dtype=np.int64)
+        side = np.ascontiguousarray(side, dtype=np.int8)
+        price = np.ascontiguousarray(price, dtype=np.float64)
+        qty = np.ascontiguousarray(qty, dtype=np.float64)
+        self._ensure_capacity(int(max(self._state[_N_BID], self._state[_N_ASK]) + len(side)))
+        top = self._top_arrays(len(group_start))
+        crossed = np.zeros(len(group_start), np.bool_)
+        undo = np.empty(int(group_count.max()) if len(group_count) else 0)
+        apply_groups_kernel(self._state, self._bid_key, self._bid_qty, self._ask_key, self._ask_qty,
+                            group_start, group_count, np.ascontiguousarray(is_snapshot, dtype=np.bool_),
+                            side, price, qty, *top, crossed, undo)
+        self._state[_SYNC] = LIVE
+        return (*top, crossed)
 
     def apply_depth(self, is_snapshot, first_id, last_id, prev_id, lvl_start, lvl_count,
                     lvl_side, lvl_price, lvl_qty) -> DepthResult:

@@ -20,7 +20,7 @@ import gzip
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,7 +41,8 @@ from genesis.store import Store, connect, migrate
 
 KIND = "binance-capture"
 # Tables that hold rows of an ingested file (deleted by source_id on replace / rollback).
-SOURCE_TABLES = ("depth_deltas", "book_snapshots", "trades", "quotes", "sequence_gaps", "book_checkpoints", "quarantine")
+SOURCE_TABLES = ("depth_deltas", "book_snapshots", "trades", "quotes", "sequence_gaps", "book_checkpoints", "quarantine",
+                 "order_events", "episodes")
 _CAPTURE_SUFFIXES = (".jsonl", ".jsonl.gz", ".txt", ".txt.gz", ".gz")
 
 
@@ -192,7 +193,7 @@ def _log(store: Store, run: dict, status: str, counts: dict[str, int] | None = N
     store.insert_columns(
         "ingest_log",
         {
-            "source_id": [run["source_id"]], "run_id": [str(run["run_id"])], "path": [run["path"]], "kind": [KIND],
+            "source_id": [run["source_id"]], "run_id": [str(run["run_id"])], "path": [run["path"]], "kind": [run["kind"]],
             "status": [status], "started_at": [run["started_at"]], "updated_at": [datetime.now(timezone.utc)],
             "messages": [run.get("messages", 0)], "counts": [list((counts or {}).items())],
             "symbols": [run.get("symbols", [])], "message": [message],
@@ -201,24 +202,28 @@ def _log(store: Store, run: dict, status: str, counts: dict[str, int] | None = N
     )
 
 
-def _ingest_file(store, path, books, replace, depth_levels, grid, grid_ns, venue) -> FileReport:
+def run_source(store: Store, *, source_id: str, path: str | Path, kind: str, replace: bool,
+               write: Callable[[dict], dict[str, int]]) -> FileReport:
+    """Ingest one source (a file, a simulation) exactly once, or roll it back.
+
+    A source already ingested is skipped unless ``replace``; rows of an earlier run of it
+    (replaced, or left by a crash) are deleted first. ``write(run)`` writes the rows tagged
+    with ``source_id``, sets ``run["messages"]`` and ``run["symbols"]`` and returns the counts
+    per table; if it raises, everything it wrote is deleted and the log says why.
+    """
     started = time.perf_counter()
-    source_id = file_sha256(path)
     history = _previous_runs(store, source_id)
     done = [run for run in history if run[0] == "done"]
     if done and not replace:
         _, messages, counts, symbols = done[-1]
-        return FileReport(path, source_id, "skipped", list(symbols), messages, dict(counts))
+        return FileReport(Path(path), source_id, "skipped", list(symbols), messages, dict(counts))
     if history:  # a replace, or the leftovers of a run that did not finish
         _delete_source(store, source_id)
-    run = {"source_id": source_id, "run_id": uuid.uuid4(), "path": str(path.resolve()),
+    run = {"source_id": source_id, "run_id": uuid.uuid4(), "path": str(path), "kind": kind,
            "started_at": datetime.now(timezone.utc)}
     _log(store, run, "running")
     try:
-        capture = read_capture(path, venue=venue)
-        run["messages"] = capture.n_lines
-        run["symbols"] = sorted(capture.symbols)
-        counts = _write_capture(store, capture, source_id, books, depth_levels, grid, grid_ns)
+        counts = write(run)
     except BaseException as exc:
         # Roll back: nothing half-written stays behind, the log says why.
         _delete_source(store, source_id)
@@ -226,7 +231,18 @@ def _ingest_file(store, path, books, replace, depth_levels, grid, grid_ns, venue
         raise
     _log(store, run, "done", counts)
     status = "replaced" if done else "ingested"
-    return FileReport(path, source_id, status, run["symbols"], capture.n_lines, counts, time.perf_counter() - started)
+    return FileReport(Path(path), source_id, status, run.get("symbols", []), run.get("messages", 0), counts,
+                      time.perf_counter() - started)
+
+
+def _ingest_file(store, path, books, replace, depth_levels, grid, grid_ns, venue) -> FileReport:
+    def write(run: dict) -> dict[str, int]:
+        capture = read_capture(path, venue=venue)
+        run["messages"] = capture.n_lines
+        run["symbols"] = sorted(capture.symbols)
+        return _write_capture(store, capture, run["source_id"], books, depth_levels, grid, grid_ns)
+
+    return run_source(store, source_id=file_sha256(path), path=path.resolve(), kind=KIND, replace=replace, write=write)
 
 
 def _book_for(store: Store, events: SymbolEvents, books: dict[str, L2Book], depth_levels: int) -> L2Book:
