@@ -1,4 +1,5 @@
-"""``genesis record ...``: record live market data to capture files."""
+"""``genesis record ...``: record live market data to capture files; ``genesis fake binance``:
+serve capture files as a local Binance (for offline work, demos and benchmarks)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,31 @@ def _cmd_record_binance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fake_binance(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from genesis.feeds.binance.fake import FakeBinance, Faults
+
+    async def main() -> None:
+        faults = Faults(drop_rate=args.drop_rate, seed=args.seed)
+        speed = args.speed if args.speed > 0 else None
+        fake = await FakeBinance(args.paths, speed=speed, faults=faults, port=args.port).start()
+        venue = fake.venue.key
+        print(f"serving {len(fake.messages):,} messages of {', '.join(fake.markets)} as Binance {venue}", flush=True)
+        print(f"  GENESIS_BINANCE_{venue.upper()}_WS={fake.ws_url}", flush=True)
+        print(f"  GENESIS_BINANCE_{venue.upper()}_REST={fake.rest_url}", flush=True)
+        await fake.done.wait()
+        print(f"done: {fake.stats.sent:,} frames sent, {fake.stats.snapshots} snapshots served", flush=True)
+        if not args.stay:
+            await asyncio.sleep(1.0)  # let clients read the last frames
+            await fake.stop()
+            return
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     record = sub.add_parser("record", help="record live market data to capture files")
     record_sub = record.add_subparsers(dest="source", required=True, metavar="SOURCE")
@@ -35,3 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     binance.add_argument("--ws-url", default=None, help="websocket base URL (default Binance's, or GENESIS_BINANCE_<VENUE>_WS)")
     binance.add_argument("--rest-url", default=None, help="REST base URL (default Binance's, or GENESIS_BINANCE_<VENUE>_REST)")
     binance.set_defaults(handler=_cmd_record_binance)
+
+    fake = sub.add_parser("fake", help="serve capture files as a local exchange (127.0.0.1)")
+    fake_sub = fake.add_subparsers(dest="exchange", required=True, metavar="EXCHANGE")
+    fake_binance = fake_sub.add_parser("binance", help="replay captures of one venue as Binance's stream + REST snapshot")
+    fake_binance.add_argument("paths", nargs="+", metavar="CAPTURE")
+    fake_binance.add_argument("--speed", type=float, default=1.0, help="times real time (default 1; 0 for as fast as possible)")
+    fake_binance.add_argument("--port", type=int, default=0, help="default: a free port")
+    fake_binance.add_argument("--drop-rate", type=float, default=0.0, help="drop this share of depth messages (fault injection)")
+    fake_binance.add_argument("--seed", type=int, default=0)
+    fake_binance.add_argument("--stay", action="store_true", help="keep serving (snapshots) after the replay ends")
+    fake_binance.set_defaults(handler=_cmd_fake_binance)
