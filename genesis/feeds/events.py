@@ -8,7 +8,7 @@ types, NumPy structured arrays with both clocks in int64 nanoseconds since the e
 * :data:`TRADE_DTYPE` - one execution, ``aggressor`` 1 when the buyer took liquidity,
   -1 when the seller did, 0 when the venue does not say;
 * :data:`ORDER_EVENT_DTYPE` - one order-level (L3) event: add, cancel (partial), delete,
-  execute (visible or hidden), or a trading-status change. The codes are LOBSTER's, so a
+  execute (visible or hidden), an auction cross, or a trading-status change. The codes are LOBSTER's, so a
   LOBSTER file maps one to one.
 
 :class:`MarketEvents` bundles what one source produced for one symbol; ingest writes it to
@@ -40,12 +40,13 @@ EV_CANCEL = 2  # partial cancel: ``qty`` is the amount removed, the order stays
 EV_DELETE = 3  # the order leaves the book (its remaining ``qty``)
 EV_EXECUTE = 4  # a visible resting order is executed for ``qty``
 EV_EXECUTE_HIDDEN = 5  # a hidden order is executed (no visible book change)
+EV_CROSS = 6  # an auction (cross) trade: no resting order, no aggressor
 EV_HALT = 7  # trading halted
 EV_RESUME_QUOTING = 8  # quoting resumes (trading still halted)
 EV_RESUME_TRADING = 9  # trading resumes
 EVENT_NAMES = {
     EV_ADD: "add", EV_CANCEL: "cancel", EV_DELETE: "delete", EV_EXECUTE: "execute",
-    EV_EXECUTE_HIDDEN: "execute_hidden", EV_HALT: "halt", EV_RESUME_QUOTING: "resume_quoting",
+    EV_EXECUTE_HIDDEN: "execute_hidden", EV_CROSS: "cross", EV_HALT: "halt", EV_RESUME_QUOTING: "resume_quoting",
     EV_RESUME_TRADING: "resume_trading",
 }
 NO_ID = -1  # order id, owner or contra id the source does not give
@@ -112,6 +113,6 @@ class MarketEvents:
 
 __all__ = [
     "DELTA_DTYPE", "TRADE_DTYPE", "QUOTE_DTYPE", "ORDER_EVENT_DTYPE", "EPISODE_COLUMNS", "MarketEvents",
-    "EV_ADD", "EV_CANCEL", "EV_DELETE", "EV_EXECUTE", "EV_EXECUTE_HIDDEN", "EV_HALT", "EV_RESUME_QUOTING",
+    "EV_ADD", "EV_CANCEL", "EV_DELETE", "EV_EXECUTE", "EV_EXECUTE_HIDDEN", "EV_CROSS", "EV_HALT", "EV_RESUME_QUOTING",
     "EV_RESUME_TRADING", "EVENT_NAMES", "NO_ID", "empty", "empty_episodes",
 ]

@@ -57,12 +57,13 @@ PRICE_SCALE = 10_000  # LOBSTER prices are dollars x 10000
 EMPTY_PRICE = 9_999_999_999  # |price| of an empty orderbook level (ask +, bid -)
 NS_PER_S = 1_000_000_000
 
-# LOBSTER message types (1-5 and 7 share their codes with genesis.feeds.events.EV_*).
+# LOBSTER message types (1-7 share their codes with genesis.feeds.events.EV_*; a halt's
+# price field further says which status change it is).
 MSG_SUBMIT, MSG_CANCEL, MSG_DELETE, MSG_EXECUTE, MSG_EXECUTE_HIDDEN, MSG_CROSS, MSG_HALT = 1, 2, 3, 4, 5, 6, 7
 MESSAGE_TYPES = (1, 2, 3, 4, 5, 6, 7)
 # A halt's price field says which status change it is.
 HALT_EVENTS = {-1: EV_HALT, 0: EV_RESUME_QUOTING, 1: EV_RESUME_TRADING}
-MESSAGE_NAMES = {**EVENT_NAMES, MSG_CROSS: "cross_trade"}
+MESSAGE_NAMES = EVENT_NAMES
 
 # The message file, one row per line, as read (prices in dollars, NaN for halts).
 MESSAGE_DTYPE = np.dtype(
@@ -79,8 +80,8 @@ _NAME = re.compile(
 class LobsterData:
     """One LOBSTER message/orderbook pair, read.
 
-    ``events.orders`` (ORDER_EVENT_DTYPE, one per message except cross trades, which have no
-    order-level code), ``events.trades`` (TRADE_DTYPE: types 4, 5 and 6), ``events.book``
+    ``events.orders`` (ORDER_EVENT_DTYPE, one per message, cross trades as ``EV_CROSS``),
+    ``events.trades`` (TRADE_DTYPE: types 4, 5 and 6), ``events.book``
     (dict: ``exch_ts``, ``local_ts``, ``seq`` (n,) int64 and ``bid_px``, ``bid_sz``,
     ``ask_px``, ``ask_sz`` (n, levels) float64, dollars and shares, best level first, NaN for
     empty levels; row i is the book *after* message i). ``messages`` (n,) MESSAGE_DTYPE is the
@@ -416,13 +417,11 @@ def _book(raw: np.ndarray, path: Path, messages: np.ndarray) -> dict[str, np.nda
 
 
 def _orders(messages: np.ndarray, raw_price: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
-    keep = messages["type"] != MSG_CROSS  # cross trades have no order-level code; they are trades
-    m = messages if keep.all() else messages[keep]
-    halt_code = raw_price if keep.all() else raw_price[keep]
+    m = messages
     halt = m["type"] == MSG_HALT
-    event = m["type"].astype(np.int8)
+    event = m["type"].astype(np.int8)  # types 1-6 are the EV_* codes
     for code, ev in HALT_EVENTS.items():
-        event[halt & (halt_code == code)] = ev
+        event[halt & (raw_price == code)] = ev
     orders = np.empty(len(m), ORDER_EVENT_DTYPE)
     orders["exch_ts"] = m["exch_ts"]
     orders["local_ts"] = m["exch_ts"]  # LOBSTER has no receive clock
