@@ -448,3 +448,31 @@ def test_simulate_argument_errors():
         Scenario("layering", intensity=0)
     with pytest.raises(ValueError, match="too short"):
         simulate(seconds=5, seed=1, scenarios=SCENARIOS)
+
+
+def test_ingest_validation_rejects_exactly_the_bad_rows():
+    """genesis.feeds.validate plus the crossed-book check of L2Book.apply_groups (what ingest runs)
+    reject every injected row and nothing else; a clean run passes whole."""
+    from genesis.feeds.validate import validate
+
+    def rejected(events: MarketEvents) -> set[tuple[str, int]]:
+        out = set()
+        _, rejects = validate(events)
+        names = {"depth_deltas": "deltas", "trades": "trades", "order_events": "orders"}
+        for row in rejects.itertuples():
+            out.add((names[row.table], int(row.index)))
+        keep = np.setdiff1d(np.arange(len(events.deltas)), [i for t, i in out if t == "deltas"])
+        d = events.deltas[keep]
+        starts = np.flatnonzero(np.concatenate(([True], d["seq"][1:] != d["seq"][:-1])))
+        counts = np.diff(np.concatenate((starts, [len(d)])))
+        *_, crossed = L2Book(20).apply_groups(starts, counts, d["is_snapshot"][starts], d["side"], d["price"], d["qty"])
+        for g in np.flatnonzero(crossed):
+            for k in range(starts[g], starts[g] + counts[g]):
+                out.add(("deltas", int(keep[k])))
+        return out
+
+    clean = simulate(CFG, seconds=120, seed=9, scenarios=["flash_crash"])
+    assert rejected(clean.events) == set()
+    bad = simulate(CFG, seconds=120, seed=9, scenarios=["flash_crash"], bad_data=BAD_DATA)
+    listed = {(r.table, int(r.index)) for r in bad.bad_rows.itertuples()}
+    assert rejected(bad.events) == listed

@@ -100,6 +100,11 @@ N_STATE = 25
 
 ICE_REPRICE_TICKS = 2  # an iceberg more than this many ticks behind its touch moves to the touch
 
+# Helpers are compiled without Numba's reference counting: they never allocate and the arrays
+# they are handed live in the kernel's caller, so counting would only cost atomic increments
+# on each of the ~10 arrays at every call (the kernel makes several calls per event).
+_jit = nb.njit(cache=True, _nrt=False)
+
 STATUS_OK = 0
 STATUS_POOL_FULL = 1  # more resting orders than the pool holds: the caller retries with a larger pool
 STATUS_SPAN = 2  # the book spans more ticks than the level ring holds
@@ -112,12 +117,12 @@ I_SEED, I_T0, I_T_END, I_LEVELS, I_KEEP, I_TRADERS, I_RING, I_POOL, I_INIT_PER_L
 N_IP = 9
 
 
-@nb.njit(cache=True)
+@_jit
 def _si(side):
     return 0 if side > 0 else 1
 
 
-@nb.njit(cache=True)
+@_jit
 def _emit(ev, st, kind, oid, side, tick, lots, owner, cid, cown, lvl):
     """Append one L3 event at the current time; past capacity only the count grows (the caller retries)."""
     n = st[S_NEV]
@@ -135,7 +140,7 @@ def _emit(ev, st, kind, oid, side, tick, lots, owner, cid, cown, lvl):
     st[S_NEV] = n + 1
 
 
-@nb.njit(cache=True)
+@_jit
 def _insert(o, lv, st, bg, free, oid, side, tick, lots, owner, flag, is_bg):
     """Rest an order at the tail of its level; returns its pool slot, or -1 (status set)."""
     nfree = st[S_NFREE]
@@ -184,7 +189,7 @@ def _insert(o, lv, st, bg, free, oid, side, tick, lots, owner, flag, is_bg):
     return slot
 
 
-@nb.njit(cache=True)
+@_jit
 def _unlink(o, lv, st, bg, free, slot):
     """Take a slot out of its level, the side's best/deepest ticks, the background list and the pool.
 
@@ -230,7 +235,7 @@ def _unlink(o, lv, st, bg, free, slot):
     st[S_NFREE] += 1
 
 
-@nb.njit(cache=True)
+@_jit
 def _keep_side(bk, side):
     """Before the last order of a side goes: a background order replenishes it, so no side is ever empty."""
     st = bk[2]
@@ -238,7 +243,7 @@ def _keep_side(bk, side):
         _replenish(bk, side)
 
 
-@nb.njit(cache=True)
+@_jit
 def _delete(bk, slot):
     """The owner removes the whole remaining order (EV_DELETE)."""
     o, lv, st, bg, free, ev = bk[0], bk[1], bk[2], bk[3], bk[4], bk[5]
@@ -254,7 +259,7 @@ def _delete(bk, slot):
     _unlink(o, lv, st, bg, free, slot)
 
 
-@nb.njit(cache=True)
+@_jit
 def _walk(bk, aggressor, lots, owner, oid, has_limit, limit_tick):
     """Match an aggressing order against the other side in price-time priority; returns lots executed.
 
@@ -292,7 +297,7 @@ def _walk(bk, aggressor, lots, owner, oid, has_limit, limit_tick):
     return done
 
 
-@nb.njit(cache=True)
+@_jit
 def _passive(st, side, tick):
     """Clamp a tick so that an order on ``side`` does not cross the other side."""
     other = 1 - _si(side)
@@ -301,19 +306,19 @@ def _passive(st, side, tick):
     return tick
 
 
-@nb.njit(cache=True)
+@_jit
 def _new_id(st):
     oid = st[S_NEXT_ID]
     st[S_NEXT_ID] = oid + 1
     return oid
 
 
-@nb.njit(cache=True)
+@_jit
 def _draw_lots(fp):
     return max(1, int(round(math.exp(fp[P_SIZE_MU] + fp[P_SIZE_SIGMA] * np.random.standard_normal()))))
 
 
-@nb.njit(cache=True)
+@_jit
 def _draw_offset(fp, levels):
     """Ticks behind the reference: geometric with decay ``p``, truncated to ``levels`` values."""
     p = fp[P_OFFSET_DECAY]
@@ -325,7 +330,7 @@ def _draw_offset(fp, levels):
     return min(max(k, 0), levels - 1)
 
 
-@nb.njit(cache=True)
+@_jit
 def _draw_background(bk, side):
     """Tick, lots and owner of a new background limit order ``k`` ticks behind the reference."""
     fp, ip = bk[7], bk[8]
@@ -335,7 +340,7 @@ def _draw_background(bk, side):
     return tick, _draw_lots(fp), BACKGROUND_OWNER + np.random.randint(0, ip[I_TRADERS])
 
 
-@nb.njit(cache=True)
+@_jit
 def _rest(bk, oid, side, tick, lots, owner):
     """Rest a background order and emit its EV_ADD."""
     o, lv, st, bg, free, ev = bk[0], bk[1], bk[2], bk[3], bk[4], bk[5]
@@ -343,7 +348,7 @@ def _rest(bk, oid, side, tick, lots, owner):
         _emit(ev, st, EV_ADD, oid, side, tick, lots, owner, -1, -1, lv[tick & st[S_MASK], L_LOTS])
 
 
-@nb.njit(cache=True)
+@_jit
 def _replenish(bk, side):
     """A passive background order (clamped not to cross): what keeps a side from going empty.
 
@@ -354,7 +359,7 @@ def _replenish(bk, side):
     _rest(bk, _new_id(bk[2]), side, _passive(bk[2], side, tick), lots, owner)
 
 
-@nb.njit(cache=True)
+@_jit
 def _background_limit(bk, side):
     """One background limit order; a marketable one executes first, its remainder rests."""
     st = bk[2]
@@ -367,7 +372,7 @@ def _background_limit(bk, side):
         _rest(bk, oid, side, tick, lots, owner)
 
 
-@nb.njit(cache=True)
+@_jit
 def _limit_action(bk, side, offset, lots, owner, flag):
     """A scripted resting order ``offset`` ticks behind its own touch, never crossing; returns its slot."""
     o, lv, st, bg, free, ev = bk[0], bk[1], bk[2], bk[3], bk[4], bk[5]
@@ -385,12 +390,12 @@ def _limit_action(bk, side, offset, lots, owner, flag):
     return slot
 
 
-@nb.njit(cache=True)
+@_jit
 def _is_live(o, slot, oid):
     return slot >= 0 and o[slot, O_ID] == oid and o[slot, O_LOTS] > 0
 
 
-@nb.njit(cache=True)
+@_jit
 def _prune_side(bk, side, bound):
     """Withdraw whole levels deeper than ``bound`` (stale quotes far from the reference)."""
     o, lv, st = bk[0], bk[1], bk[2]
@@ -400,7 +405,7 @@ def _prune_side(bk, side, bound):
         _delete(bk, lv[st[S_DEEP + s] & mask, L_HEAD])
 
 
-@nb.njit(cache=True)
+@_jit
 def _ice_refill(bk):
     """After the displayed slice is executed: show the next one (new id, same price, back of the queue)."""
     o, lv, st, bg, free, ev, ice_ids = bk[0], bk[1], bk[2], bk[3], bk[4], bk[5], bk[6]
@@ -428,9 +433,9 @@ def _ice_refill(bk):
     st[S_NICE] = n + 1
 
 
-@nb.njit(cache=True)
+@_jit
 def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, act_owner, act_ref, act_flag,
-                    act_value, act_out, ice_ids, ev, st):
+                    act_value, act_out, ice_ids, ev, st, o, lv, free, bg, fst):
     """Run the whole horizon. Returns nothing; results are in ``ev``, ``act_out``, ``ice_ids``, ``st``.
 
     fp (N_FP,) float64 and ip (N_IP,) int64: parameters (P_*, I_* indices); act_* (n_actions,):
@@ -438,26 +443,29 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
     ice_ids (m, 2) int64: (slice order id, iceberg start action) per displayed slice;
     ev (capacity, N_EVENT_COLUMNS) int64: the L3 events; st (N_STATE,) int64 zeros.
     ``st[S_NEV]`` > capacity or ``st[S_STATUS]`` != 0 means: retry with larger arrays.
+    Scratch (from :func:`scratch`): o (pool, 9) the order pool, lv (ring, 3) the level ring,
+    free (pool,) and bg (pool,) slot lists, fst (1,) float state. The kernel never allocates.
     """
     np.random.seed(ip[I_SEED])
     ring = ip[I_RING]
     pool = ip[I_POOL]
     levels = ip[I_LEVELS]
     keep = ip[I_KEEP]
-    o = np.full((pool, 9), -1, np.int64)
-    lv = np.full((ring, 3), -1, np.int64)
+    o[:] = -1
+    lv[:, L_HEAD] = -1
+    lv[:, L_TAIL] = -1
     lv[:, L_LOTS] = 0
-    free = np.arange(pool - 1, -1, -1).astype(np.int64)
-    bg = np.empty(pool, np.int64)
+    for k in range(pool):
+        free[k] = pool - 1 - k
     st[S_NFREE] = pool
     st[S_MASK] = ring - 1
     st[S_NEXT_ID] = 1
     st[S_T] = ip[I_T0]
-    fst = np.zeros(1)  # float state: the reference price (ticks)
-    fst[0] = fp[P_REF0]
+    fst[0] = fp[P_REF0]  # float state: the reference price (ticks)
     bk = (o, lv, st, bg, free, ev, ice_ids, fp, ip, fst)
     sqrt_ns = math.sqrt(1e-9)
-    mult = np.ones(2)
+    mult_bid = 1.0  # background limit arrival multipliers (A_SUPPRESS)
+    mult_ask = 1.0
 
     # Initial book: `init_per_level` background orders on each of the first `levels` ticks a side.
     base = int(math.floor(fst[0]))
@@ -483,8 +491,8 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
     vol = fp[P_VOL]
     impact = fp[P_IMPACT] * fp[P_LOT]  # ticks per lot
     while True:
-        rate_bid = half_limit * mult[0]
-        rate_ask = half_limit * mult[1]
+        rate_bid = half_limit * mult_bid
+        rate_ask = half_limit * mult_ask
         total = rate_bid + rate_ask + market_rate + cancel_rate * st[S_NBG]
         if total > 0.0:
             t_next = t + 1 + int(np.random.exponential(1e9 / total))
@@ -550,7 +558,10 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
                                 _delete(bk, slot)
                             slot = nxt
             elif kind == A_SUPPRESS:
-                mult[_si(side)] = act_value[ai]
+                if side > 0:
+                    mult_bid = act_value[ai]
+                else:
+                    mult_ask = act_value[ai]
             elif kind == A_REF_SHIFT:
                 fst[0] += act_value[ai]
             elif kind == A_ICE_START:
@@ -629,3 +640,9 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
         if abs(st[S_BEST] - base) > ring // 4 or abs(st[S_BEST + 1] - base) > ring // 4:
             st[S_STATUS] = STATUS_SPAN
             return
+
+
+def scratch(pool: int, ring: int) -> tuple[np.ndarray, ...]:
+    """The kernel's working memory: order pool, level ring, free and background slot lists, float state."""
+    return (np.empty((pool, 9), np.int64), np.empty((ring, 3), np.int64), np.empty(pool, np.int64),
+            np.empty(pool, np.int64), np.zeros(1))

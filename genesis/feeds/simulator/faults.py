@@ -5,14 +5,15 @@ the rows listed in ``bad_rows`` gives back the clean arrays exactly (what an ing
 quarantine should achieve):
 
 * ``crossed_book``: a delta setting a bid level at one tick above the best ask of the moment
-  (best bid >= best ask after it);
+  (best bid >= best ask after it), an event of its own (a ``seq`` after the stream's last);
 * ``nan_negative``: a delta with a NaN price, a trade with a negative quantity, an order event
   with a negative price (copies of real rows next to them);
 * ``duplicates``: an exact copy, right after the original, of one order event, one delta and
   one trade;
-* ``out_of_order``: a delta and a trade that arrive (``local_ts``) at least 1 s after an
-  event they precede in ``exch_ts`` (the delta repeats the level's current size, so applying
-  it changes nothing; the trade has a new ``trade_id``).
+* ``out_of_order``: a delta and a trade stamped (``exch_ts``) at least 1 s before the row
+  they follow: a stale update delivered late (the delta carries the ``seq`` of the event of
+  its time and repeats the current size of another level, so applying it changes nothing;
+  the trade has a new ``trade_id``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def inject(events: MarketEvents, kinds: list[str], rng: np.random.Generator,
             top = L2Book(depth=1).apply_deltas(deltas["side"][:p], deltas["price"][:p], deltas["qty"][:p])
             best_ask = float(top[2][-1, 0])
             row = deltas[p - 1].copy()
+            # An event of its own (a sequence number the stream does not use), so that rejecting
+            # it leaves the neighbouring events alone.
+            row["seq"] = int(deltas["seq"].max()) + 1
             row["side"] = 1
             row["price"] = round(best_ask + tick_size, 12)
             row["qty"] = float(np.median(deltas["qty"][first_delta:]))
@@ -89,7 +93,8 @@ def inject(events: MarketEvents, kinds: list[str], rng: np.random.Generator,
                 for _ in range(100):
                     i = _pick(rng, lo, len(arr), name)
                     j = _late_after(arr["exch_ts"], i)
-                    if j is not None:
+                    if j is not None and (name == "trades" or arr["side"][i] != arr["side"][j]
+                                          or arr["price"][i] != arr["price"][j]):
                         break
                 else:
                     raise ValueError(f"the simulation is too short for an out-of-order {name} row; simulate longer")
@@ -97,6 +102,8 @@ def inject(events: MarketEvents, kinds: list[str], rng: np.random.Generator,
                 row["exch_ts"] = arr["exch_ts"][i]  # ... but stamped as early as row i
                 if name == "trades":
                     row["trade_id"] = int(arr["trade_id"].max()) + 2
+                else:
+                    row["seq"] = arr["seq"][i]  # the stale update's own sequence number
                 add(name, j + 1, row, kind, f"exch_ts {int(arr['exch_ts'][i])} is "
                     f"{(int(arr['exch_ts'][j]) - int(arr['exch_ts'][i])) / 1e9:.3f} s before the previous row's")
         else:

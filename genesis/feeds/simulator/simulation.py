@@ -90,7 +90,8 @@ def _run(cfg: SimConfig, seconds: float, seed: int, script: Script):
         act_out[:] = -1
         ip[E.I_POOL] = pool
         E.simulate_kernel(fp, ip, script.ts, script.kind, script.side, script.offset, script.lots, script.owner,
-                          script.ref, script.flag, script.value, act_out, ice, ev, st)
+                          script.ref, script.flag, script.value, act_out, ice, ev, st,
+                          *E.scratch(pool, int(ip[E.I_RING])))
         if st[E.S_STATUS] == E.STATUS_SPAN:
             raise RuntimeError(f"the simulated book spans more than {ip[E.I_RING] // 4} ticks from the reference "
                                f"price; lower SimConfig.volatility or impact, or the scenarios' intensity")
@@ -161,6 +162,10 @@ def _trades(orders: np.ndarray) -> np.ndarray:
 def _episodes(script: Script, act_out: np.ndarray, ice: np.ndarray, orders: np.ndarray) -> pd.DataFrame:
     if not script.episodes:
         return empty_episodes()
+    # Only rows with a manipulator (owners 1..BACKGROUND_OWNER-1) on either side can belong to an episode.
+    owner_col, contra_col = orders["owner"], orders["contra_owner"]
+    orders = orders[((owner_col > 0) & (owner_col < E.BACKGROUND_OWNER))
+                    | ((contra_col > 0) & (contra_col < E.BACKGROUND_OWNER))]
     rows = []
     for e, (kind, side, owner, detail) in enumerate(script.episodes):
         mine = script.episode == e
