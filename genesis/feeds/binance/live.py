@@ -42,7 +42,7 @@ from websockets.exceptions import InvalidHandshake, WebSocketException
 
 from genesis.book.l2 import LIVE, OUT_APPLIED, OUT_STALE, OUT_UNAPPLIED, L2Book
 from genesis.feeds.binance import scan
-from genesis.feeds.binance.messages import BadMessage, ParsedLine, parse_message
+from genesis.feeds.binance.messages import BadMessage, parse_message
 from genesis.feeds.binance.venues import Venue, is_loopback, venue as resolve_venue
 from genesis.feeds.events import QUOTE_DTYPE, TRADE_DTYPE
 
@@ -136,6 +136,59 @@ class FeedMetrics:
                 "lag_p50_ms": self.lag_ms(0.5), "lag_p99_ms": self.lag_ms(0.99)}
 
 
+class _Parsed(NamedTuple):
+    """One received message, normalised (the capture reader's column layout, ``scan.I_*``)."""
+
+    kind: int
+    symbol_code: int  # scan.symbol_hash of the upper-case symbol (0 for a REST snapshot)
+    ints: np.ndarray  # (N_INT_COLS,) int64
+    floats: np.ndarray  # (N_FLOAT_COLS,) float64
+    side: np.ndarray  # levels of a depth event or snapshot, bids then asks as received
+    price: np.ndarray
+    qty: np.ndarray
+
+
+class _MessageParser:
+    """Parse one received message with the capture reader's Numba scanner, falling back to
+    the reference parser for shapes the scanner does not take: live and recorded data are
+    read by the same code, so they give the same events."""
+
+    def __init__(self) -> None:
+        self._ints = np.zeros((1, scan.N_INT_COLS), np.int64)
+        self._floats = np.zeros((1, scan.N_FLOAT_COLS), np.float64)
+        self._kinds = np.zeros(1, np.int8)
+        self._status = np.zeros(1, np.int8)
+        self._starts = np.zeros(1, np.int64)
+        self._stops = np.zeros(1, np.int64)
+        self._grow(4096)
+
+    def _grow(self, capacity: int) -> None:
+        self._side = np.empty(capacity, np.int8)
+        self._price = np.empty(capacity, np.float64)
+        self._qty = np.empty(capacity, np.float64)
+
+    def parse(self, local_ts: int, raw: bytes) -> _Parsed:
+        line = b"%d %s" % (local_ts, raw)
+        if len(line) // 10 + 16 > len(self._side):  # a level takes at least 10 bytes
+            self._grow(len(line) // 10 + 16)
+        self._stops[0] = len(line)
+        n = scan.scan_lines(np.frombuffer(line, np.uint8), self._starts, self._stops, self._ints, self._floats,
+                            self._kinds, self._status, self._side, self._price, self._qty)
+        if self._status[0] == scan.LINE_OK:
+            return _Parsed(int(self._kinds[0]), int(self._ints[0, scan.I_SYMBOL]), self._ints[0].copy(),
+                           self._floats[0].copy(), self._side[:n].copy(), self._price[:n].copy(), self._qty[:n].copy())
+        parsed = parse_message(local_ts, raw)  # raises BadMessage with the reason
+        levels = np.array(parsed.levels, dtype=[("s", "i1"), ("p", "f8"), ("q", "f8")])
+        code = _symbol_code(parsed.symbol) if parsed.symbol else 0
+        return _Parsed(parsed.kind, code, np.array(parsed.ints, np.int64), np.array(parsed.floats, np.float64),
+                       levels["s"].copy(), levels["p"].copy(), levels["q"].copy())
+
+
+def _symbol_code(symbol: str) -> int:
+    data = np.frombuffer(symbol.encode(), np.uint8)
+    return int(scan.symbol_hash(data, 0, len(data)))
+
+
 class _SymbolFeed:
     """Book and synchronisation state of one symbol."""
 
@@ -143,7 +196,7 @@ class _SymbolFeed:
         self.symbol = symbol  # upper case, as Binance names it
         self.namespaced = namespaced
         self.book = L2Book(depth_levels, sequencing)
-        self.buffer: list[ParsedLine] = []  # depth events waiting for a snapshot
+        self.buffer: list[_Parsed] = []  # depth events waiting for a snapshot
         self.live = False  # events are applied as they come (else buffered)
         self.synced_once = False
         self.syncing: asyncio.Task | None = None
@@ -158,20 +211,22 @@ class _SymbolFeed:
             self.syncing = None
 
 
-def _depth_arrays(messages: list[ParsedLine]) -> tuple[np.ndarray, ...]:
+def _depth_arrays(messages: list[_Parsed]) -> tuple[np.ndarray, ...]:
     """The arguments of :meth:`L2Book.apply_depth` for parsed depth events and snapshots."""
     n = len(messages)
-    counts = np.fromiter((len(m.levels) for m in messages), np.int64, n)
+    counts = np.fromiter((len(m.side) for m in messages), np.int64, n)
     starts = np.zeros(n, np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
-    levels = [level for m in messages for level in m.levels]
-    table = np.array(levels, dtype=[("s", "i1"), ("p", "f8"), ("q", "f8")]) if levels else np.empty(
-        0, [("s", "i1"), ("p", "f8"), ("q", "f8")])
+    ints = np.stack([m.ints for m in messages])
     is_snapshot = np.fromiter((m.kind == scan.KIND_SNAPSHOT for m in messages), np.bool_, n)
-    ids = np.array([(m.ints[scan.I_FIRST], m.ints[scan.I_LAST], m.ints[scan.I_PREV]) for m in messages],
-                   np.int64).reshape(n, 3)
-    return (is_snapshot, ids[:, 0], ids[:, 1], ids[:, 2], starts, counts,
-            np.ascontiguousarray(table["s"]), np.ascontiguousarray(table["p"]), np.ascontiguousarray(table["q"]))
+    if n == 1:
+        side, price, qty = messages[0].side, messages[0].price, messages[0].qty
+    else:
+        side = np.concatenate([m.side for m in messages])
+        price = np.concatenate([m.price for m in messages])
+        qty = np.concatenate([m.qty for m in messages])
+    return (is_snapshot, ints[:, scan.I_FIRST], ints[:, scan.I_LAST], ints[:, scan.I_PREV], starts, counts,
+            side, price, qty)
 
 
 class BinanceClient:
@@ -224,6 +279,8 @@ class BinanceClient:
         self.metrics = FeedMetrics()
         self._feeds = {s.upper(): _SymbolFeed(s.upper(), f"{self.venue.name}:{s.upper()}", depth_levels,
                                               self.venue.sequencing) for s in symbols}
+        self._by_code = {_symbol_code(f.symbol): f for f in self._feeds.values()}
+        self._parser = _MessageParser()
         self._random = random.Random(seed)
         self._stop = asyncio.Event()
         self._sockets: set = set()
@@ -361,41 +418,40 @@ class BinanceClient:
         """Handle one message as received at ``local_ts`` (ns); public so that a recording can
         be replayed through the same path."""
         try:
-            parsed = parse_message(local_ts, raw)
+            parsed = self._parser.parse(local_ts, raw)
         except BadMessage as exc:
             self.metrics.malformed += 1
             self.listener.on_rejected(local_ts, raw, exc.reason)
             return
-        feed = self._feeds.get(parsed.symbol)
+        feed = self._by_code.get(parsed.symbol_code)
         if feed is None or parsed.kind == scan.KIND_SNAPSHOT:
             self.metrics.malformed += 1
-            self.listener.on_rejected(local_ts, raw, f"unexpected message for symbol {parsed.symbol!r}")
+            self.listener.on_rejected(local_ts, raw, "message for a symbol this client did not subscribe to")
             return
-        self.metrics.count_message(local_ts, parsed.ints[scan.I_EVENT])
+        ints = parsed.ints
+        self.metrics.count_message(local_ts, int(ints[scan.I_EVENT]))
         self.listener.on_message(feed.namespaced, local_ts, raw, False)
         if parsed.kind == scan.KIND_DEPTH:
             self._on_depth(feed, parsed)
         elif parsed.kind == scan.KIND_TRADE:
             self._on_trade(feed, parsed)
         else:
-            quote = np.zeros(1, QUOTE_DTYPE)[0]
-            quote["exch_ts"], quote["local_ts"] = parsed.ints[scan.I_EXCH], local_ts
-            quote["update_id"] = parsed.ints[scan.I_LAST]
-            quote["bid_px"], quote["bid_sz"], quote["ask_px"], quote["ask_sz"] = parsed.floats[:4]
-            self.listener.on_quote(feed.namespaced, quote)
+            f = parsed.floats
+            quote = np.array((ints[scan.I_EXCH], local_ts, ints[scan.I_LAST], f[0], f[1], f[2], f[3]), QUOTE_DTYPE)
+            self.listener.on_quote(feed.namespaced, quote[()])
 
-    def _on_trade(self, feed: _SymbolFeed, parsed: ParsedLine) -> None:
-        trade = np.zeros(1, TRADE_DTYPE)[0]
-        trade_id = parsed.ints[scan.I_LAST]
-        trade["exch_ts"], trade["local_ts"], trade["trade_id"] = parsed.ints[scan.I_EXCH], parsed.ints[scan.I_LOCAL], trade_id
-        trade["price"], trade["qty"] = parsed.floats[0], parsed.floats[1]
-        trade["aggressor"] = -1 if parsed.ints[scan.I_FLAG] == 1 else 1  # m: the buyer was the maker
+    def _on_trade(self, feed: _SymbolFeed, parsed: _Parsed) -> None:
+        ints = parsed.ints
+        trade_id = int(ints[scan.I_LAST])
+        aggressor = -1 if ints[scan.I_FLAG] == 1 else 1  # m: the buyer was the maker
+        trade = np.array((ints[scan.I_EXCH], ints[scan.I_LOCAL], trade_id, parsed.floats[0], parsed.floats[1],
+                          aggressor), TRADE_DTYPE)[()]
         if feed.last_trade_id >= 0 and trade_id > feed.last_trade_id + 1:
             self.metrics.dropped += trade_id - feed.last_trade_id - 1
         feed.last_trade_id = max(feed.last_trade_id, trade_id)
         self.listener.on_trade(feed.namespaced, trade)
 
-    def _on_depth(self, feed: _SymbolFeed, parsed: ParsedLine) -> None:
+    def _on_depth(self, feed: _SymbolFeed, parsed: _Parsed) -> None:
         if not feed.live:
             feed.buffer.append(parsed)
             if len(feed.buffer) > self.max_buffer:
@@ -415,7 +471,7 @@ class BinanceClient:
         if not feed.book.is_valid:
             self._gap(feed, parsed, result)
 
-    def _gap(self, feed: _SymbolFeed, parsed: ParsedLine, result) -> None:
+    def _gap(self, feed: _SymbolFeed, parsed: _Parsed, result) -> None:
         self.metrics.gaps += 1
         expected, received = (int(result.gaps[0, 1]), int(result.gaps[0, 2])) if len(result.gaps) else (-1, -1)
         self.listener.on_status(feed.namespaced, "gap", f"expected update {expected}, received {received}")
@@ -424,11 +480,11 @@ class BinanceClient:
         if feed.syncing is None:
             feed.syncing = asyncio.get_running_loop().create_task(self._synchronise(feed))
 
-    def _emit(self, feed: _SymbolFeed, messages: list[ParsedLine], result) -> None:
+    def _emit(self, feed: _SymbolFeed, messages: list[_Parsed], result) -> None:
         for row, message_index in enumerate(result.top_msg):
-            m = messages[int(message_index)]
+            ints = messages[int(message_index)].ints
             self.listener.on_book(BookTop(
-                feed.namespaced, m.ints[scan.I_EXCH], m.ints[scan.I_LOCAL], m.ints[scan.I_LAST],
+                feed.namespaced, int(ints[scan.I_EXCH]), int(ints[scan.I_LOCAL]), int(ints[scan.I_LAST]),
                 result.bid_px[row], result.bid_sz[row], result.ask_px[row], result.ask_sz[row]))
 
     async def _synchronise(self, feed: _SymbolFeed) -> None:
@@ -439,7 +495,7 @@ class BinanceClient:
                 try:
                     raw = await asyncio.to_thread(self._fetch_snapshot, feed.symbol)
                     local_ts = time.time_ns()
-                    snapshot = parse_message(local_ts, raw)
+                    snapshot = self._parser.parse(local_ts, raw)
                     if snapshot.kind != scan.KIND_SNAPSHOT:
                         raise BadMessage("the depth endpoint did not return a snapshot")
                 except (OSError, BadMessage, ValueError) as exc:
@@ -460,7 +516,7 @@ class BinanceClient:
                     if feed.synced_once:
                         self.metrics.resyncs += 1
                     self.listener.on_status(feed.namespaced, "resynced" if feed.synced_once else "synced",
-                                            f"snapshot lastUpdateId {snapshot.ints[scan.I_LAST]}")
+                                            f"snapshot lastUpdateId {int(snapshot.ints[scan.I_LAST])}")
                     feed.synced_once = True
                     return
                 # The snapshot is older than the buffered events, or they break among themselves:
