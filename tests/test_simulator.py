@@ -65,6 +65,20 @@ def test_same_seed_same_events_different_seed_different():
     assert c.events.orders.tobytes() != a.events.orders.tobytes()
 
 
+def test_arrays_grown_by_retry_give_the_same_run(monkeypatch):
+    """Too small a first allocation (events, order pool) is retried larger: same events."""
+    from genesis.feeds.simulator import simulation
+
+    args = dict(seconds=120, seed=6, scenarios=["iceberg", "quote_stuffing"])
+    expected = simulate(CFG, **args)
+    monkeypatch.setattr(simulation, "EVENTS_PER_ARRIVAL_GUESS", 0.0)
+    monkeypatch.setattr(simulation, "INITIAL_POOL", 16)
+    again = simulate(CFG, **args)
+    assert len(again.events.orders) > 20_000  # more than the first allocation held
+    assert again.events.orders.tobytes() == expected.events.orders.tobytes()
+    pd.testing.assert_frame_equal(again.events.episodes, expected.events.episodes)
+
+
 def test_events_are_normalised(full):
     ev = full.events
     assert isinstance(ev, MarketEvents) and ev.symbol == "sim:SIM"

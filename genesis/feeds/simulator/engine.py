@@ -22,8 +22,10 @@ waiting time after a scripted action is exact by memorylessness):
 * the reference price diffuses, ``volatility * sqrt(dt)`` ticks, and moves by
   ``impact * signed executed volume`` of every market order (ticks per unit of quantity):
   the endogenous price impact. Liquidity providers quote around it, so the mid follows;
-* orders more than ``keep_depth`` ticks behind the reference are withdrawn (EV_DELETE) and
-  an empty side is refilled with one passive background order, so no side is ever empty;
+* orders more than ``keep_depth`` ticks behind the reference are withdrawn (EV_DELETE);
+* no side is ever empty, not even between the events of one sweep: before the last order of
+  a side is executed or deleted, a passive background order joins that side (an ADD just
+  before the event that would have emptied it);
 * self-trade prevention for background traders (owners >= BACKGROUND_OWNER): a resting
   order of the aggressor's own owner is deleted instead of executed (Binance's
   "expire maker"), so owner == contra_owner only happens in the wash-trade scenario.
@@ -33,6 +35,13 @@ loop at their times: they act relative to the book at that moment (e.g. "a bid o
 behind the best bid"). The orders they create are written to ``act_out`` so the caller can
 build the ground truth. Orders flagged ``F_PULL`` (spoofs, layers, stuffing quotes) are
 pulled by their owner the moment an aggressor reaches them, so they are never executed.
+A wash trade is a pre-arranged cross: the owner's order rests at the touch and the owner's
+aggressing order is matched against it at once (the one match that bypasses time priority).
+An iceberg (one at a time) shows one slice; an executed slice is refilled at once with a new
+id at the back of the same level, so the same aggressor can go on into the reserve, and a
+slice left more than ``ICE_REPRICE_TICKS`` behind its touch is moved to the touch.
+
+Helpers take the book as one tuple ``bk = (o, lv, st, bg, free, ev, ice_ids, fp, ip, fst)``.
 """
 
 from __future__ import annotations

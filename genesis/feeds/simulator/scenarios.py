@@ -1,8 +1,9 @@
 """Manipulation scenarios: scripted actions by one manipulator per kind, and their ground truth.
 
 Each :class:`Scenario` becomes one or more *episodes*, laid out one after another over the
-horizon (a gap of 60-120 s between episodes, shrunk when the horizon is too short to hold
-one episode of every requested kind), never overlapping. An episode is a list of scripted
+horizon in turn (kinds in the order given, a gap of 60-120 s between episodes, until the
+horizon is full), never overlapping; when the horizon cannot hold one episode of every
+requested kind that way, each gets one episode and the gaps are even. An episode is a list of scripted
 actions (:mod:`.engine` ``A_*``) with times relative to its start; the engine executes them
 against the book as it is at that moment. Sizes are in multiples of the background median
 order size (``SimConfig.size_median``), times in seconds. ``intensity`` scales message counts,
@@ -35,8 +36,10 @@ wash_trades             6      U(5, 8) crosses U(0.5, 2) s apart: the owner rest
                                (owner == contra_owner). ``side`` 0.
 iceberg                 7      a parent of U(15, 25) x median at the touch, shown in slices of
                                U(0.5, 1) x median; every executed slice is refilled at the same
-                               price with a new order id, until the parent is done or after
-                               U(30, 60) s (the last slice is then deleted).
+                               price with a new order id (at once: one aggressor can take
+                               several), until the parent is done or after U(30, 60) s (the last
+                               slice is then deleted); left > 2 ticks behind the touch, the
+                               slice moves to the touch.
 ======================  =====  ==========================================================
 
 Intensity multiplies message counts (stuffing pairs, bursts, market orders, crosses) and the
@@ -209,18 +212,17 @@ def _flash_crash(rng, cfg, sc, side):
     crash = sc.duration if sc.duration is not None else rng.uniform(5.0, 10.0)
     drop = max(1.0, round(rng.uniform(15, 30) * sc.intensity))
     steps = 10
-    hit = side  # the side whose liquidity goes: bids for a crash (side -1 means selling)
-    hit_side = -side
+    hit_side = -side  # the side whose liquidity goes: bids when the aggressive flow sells (side -1)
     ep.add(0.0, E.A_WITHDRAW, hit_side, offset=int(cfg.levels) + 5)
     ep.add(0.0, E.A_SUPPRESS, hit_side, value=0.1)
     for k in range(steps):
-        ep.add(crash * (k + 0.5) / steps, E.A_REF_SHIFT, value=hit * drop / steps)
+        ep.add(crash * (k + 0.5) / steps, E.A_REF_SHIFT, value=side * drop / steps)
     n = max(1, round(10 * sc.intensity))
     for k in range(n):
         ep.add(crash * (k + 0.25) / n, E.A_MARKET, side, lots=_lots(rng.uniform(2, 5) * sc.size, cfg))
     ep.add(crash, E.A_SUPPRESS, hit_side, value=1.0)
     for k in range(steps):
-        ep.add(crash + 2 * crash * (k + 0.5) / steps, E.A_REF_SHIFT, value=-hit * drop / steps)
+        ep.add(crash + 2 * crash * (k + 0.5) / steps, E.A_REF_SHIFT, value=-side * drop / steps)
     ep.add(3 * crash, E.A_REF_SHIFT, value=0.0)  # marks the end of the recovery
     ep.detail = (f"{'bid' if hit_side > 0 else 'ask'} liquidity withdrawn, {n} aggressive "
                  f"{'sells' if side < 0 else 'buys'}, reference {'-' if side < 0 else '+'}{drop:g} ticks "
@@ -323,20 +325,17 @@ def build_script(cfg: SimConfig, seconds: float, rng: np.random.Generator, scena
         def gap() -> float:
             return spread if compressed else min(rng.uniform(*GAP_S), spread)
 
+        limits = [1 if compressed else sc.count for sc in auto]  # None: as many as fit
         counts = [0] * len(auto)
         t = gap()
         k = 0
-        while True:
+        while not all(limit is not None and count >= limit for limit, count in zip(limits, counts)):
             idx = k % len(auto)
-            sc = auto[idx]
             first_round = k < len(auto)
-            limit = 1 if compressed else sc.count
             k += 1
-            if limit is not None and counts[idx] >= limit:
-                if all(auto[j].count is not None or compressed for j in range(len(auto))) and all(
-                        counts[j] >= (1 if compressed else auto[j].count) for j in range(len(auto))):
-                    break
+            if limits[idx] is not None and counts[idx] >= limits[idx]:
                 continue
+            sc = auto[idx]
             ep = drafts[idx] if first_round else _episode_for(rng, cfg, sc)
             while not free(t, ep.length) and t < seconds:
                 t += MIN_GAP_S

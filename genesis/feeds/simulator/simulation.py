@@ -17,7 +17,8 @@ from genesis.feeds.simulator.config import SimConfig
 from genesis.feeds.simulator.faults import BAD_DATA, BAD_ROW_COLUMNS, inject
 from genesis.feeds.simulator.scenarios import Scenario, Script, as_scenario, build_script
 
-EVENTS_PER_SECOND_GUESS = 3.0  # L3 events per (limit + market) arrival, to size the first allocation
+EVENTS_PER_ARRIVAL_GUESS = 3.0  # L3 events per (limit + market) arrival, to size the first allocation
+INITIAL_POOL = 1 << 14  # resting orders the first allocation holds (grown x4 when short)
 
 
 @dataclass
@@ -79,8 +80,8 @@ def _run(cfg: SimConfig, seconds: float, seed: int, script: Script):
     ip[E.I_TRADERS] = int(cfg.n_traders)
     ip[E.I_RING] = 1 << max(12, int(math.ceil(math.log2(16 * (keep + levels + 8)))))
     ip[E.I_INIT_PER_LEVEL] = int(min(max(round(per_level), 1), 50))
-    pool = 1 << 14
-    capacity = int(seconds * (cfg.limit_rate + cfg.market_rate) * EVENTS_PER_SECOND_GUESS) + 4 * len(script.ts) \
+    pool = INITIAL_POOL
+    capacity = int(seconds * (cfg.limit_rate + cfg.market_rate) * EVENTS_PER_ARRIVAL_GUESS) + 4 * len(script.ts) \
         + 2 * levels * int(ip[E.I_INIT_PER_LEVEL]) + 10_000
     act_out = np.full((len(script.ts), 4), -1, np.int64)
     while True:
