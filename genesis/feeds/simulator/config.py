@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 
 # 2024-08-08T00:00:00Z, the day of the bundled real captures.
@@ -64,7 +65,7 @@ class SimConfig:
                 if not isinstance(value, str) or ":" not in value:
                     raise ValueError(f"SimConfig.symbol={value!r} must be namespaced by venue, e.g. 'sim:SIM'")
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"SimConfig.{f.name}={value!r} must be a number")
             if not math.isfinite(value):
                 raise ValueError(f"SimConfig.{f.name}={value!r} must be finite")

@@ -129,7 +129,8 @@ def _deltas(cfg: SimConfig, ev: np.ndarray, orders: np.ndarray, n_init: int, qty
     init = pd.DataFrame({"side": ev[:n_init, E.E_SIDE], "price": orders["price"][:n_init],
                          "lots": ev[:n_init, E.E_LOTS]})
     book = init.groupby(["side", "price"], sort=True)["lots"].sum().reset_index()
-    book = book.sort_values(["side", "price"], ascending=[False, False], kind="stable")
+    book["rank"] = -book["side"] * book["price"]  # best level first on each side
+    book = book.sort_values(["side", "rank"], ascending=[False, True], kind="stable")
     m = len(book)
     rest = len(ev) - n_init
     deltas = np.empty(m + rest, DELTA_DTYPE)
@@ -190,7 +191,8 @@ def simulate(config: SimConfig | None = None, *, seconds: float, seed: int,
     """Simulate ``seconds`` of a limit order book; same arguments, bitwise the same arrays.
 
     config: the instrument and its background flow (default :class:`SimConfig`); seconds:
-    horizon in simulated seconds; seed: any int >= 0; scenarios: names from
+    horizon in simulated seconds; seed: any int >= 0 (the engine's own generator takes it
+    modulo 2**32; the scripts' and the feed latency's generators take all of it); scenarios: names from
     :data:`~genesis.feeds.simulator.scenarios.SCENARIOS` or :class:`Scenario` objects (one or
     more episodes each, ground truth in ``events.episodes``); bad_data: names from
     :data:`~genesis.feeds.simulator.faults.BAD_DATA`, injected as extra rows listed in
