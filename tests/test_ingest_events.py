@@ -128,3 +128,50 @@ def test_lobster_ingest_quarantines_rows_that_disagree_with_the_book(tmp_path, s
 def test_missing_lobster_file_is_a_clear_error(tmp_path, store_url):
     with pytest.raises((FileNotFoundError, ValueError), match="nothing_message_10.csv"):
         ingest_lobster(tmp_path / "AAPL_2012-06-21_0_1_nothing_message_10.csv", store_url=store_url)
+
+
+TABLE_OF = {"deltas": "depth_deltas", "trades": "trades", "orders": "order_events"}
+
+
+@pytest.mark.slow
+def test_simulated_market_is_stored_with_episodes_and_every_bad_row_quarantined(store_url):
+    from genesis.feeds.simulator import simulate
+    from genesis.pipelines.ingest_events import episodes, ingest_simulation
+
+    kwargs = dict(seconds=120.0, seed=5, scenarios=("spoofing", "wash_trades"),
+                  bad_data=("crossed_book", "nan_negative", "duplicates", "out_of_order"))
+    report = ingest_simulation(symbol="sim:TEST", store_url=store_url, **kwargs)
+    assert report.status == "ingested" and report.symbols == ["sim:TEST"]
+    assert ingest_simulation(symbol="sim:TEST", store_url=store_url, **kwargs).status == "skipped"
+
+    expected = simulate(seconds=120.0, seed=5, scenarios=kwargs["scenarios"], bad_data=kwargs["bad_data"]).events
+    with connect(store_url) as store:
+        stored = episodes(store, "sim:TEST")
+        quarantined = store.query_df("SELECT stream, line_no, reason FROM quarantine")
+        n_orders = store.query_rows("SELECT count() FROM order_events")[0][0]
+    assert stored["kind"].tolist() == expected.episodes["kind"].tolist()
+    assert [list(ids) for ids in stored["order_ids"]] == [list(ids) for ids in expected.episodes["order_ids"]]
+    # Every injected bad row is in quarantine (the table and the row it was injected at)...
+    bad = simulate(seconds=120.0, seed=5, scenarios=kwargs["scenarios"], bad_data=kwargs["bad_data"]).bad_rows
+    held = set(zip(quarantined["stream"], quarantined["line_no"] - 1))
+    for row in bad.itertuples():
+        assert (TABLE_OF[row.table], row.index) in held, f"{row.kind} at {row.table}[{row.index}] not quarantined"
+    # ...and nothing else is: a clean simulation has no bad rows.
+    assert len(quarantined) == len(bad)
+    assert n_orders == len(expected.orders) - (bad["table"] == "orders").sum()
+
+
+def test_ingest_commands(store_url, capsys):
+    from genesis.cli import main
+
+    assert main(["ingest", "lobster", str(LOBSTER), "--store", store_url]) == 0
+    assert "as nasdaq:AAPL: 999 events" in capsys.readouterr().out
+    assert main(["ingest", "simulate", "--scenario", "iceberg", "--seconds", "30", "--seed", "2",
+                 "--store", store_url]) == 0
+    assert "as sim:ICEBERG-2" in capsys.readouterr().out
+    assert main(["ingest", "simulate", "--scenario", "iceberg", "--seconds", "30", "--seed", "2",
+                 "--store", store_url]) == 0
+    assert "already ingested" in capsys.readouterr().out
+    with connect(store_url) as store:
+        assert store.query_rows("SELECT groupUniqArray(kind) FROM episodes WHERE symbol = 'sim:ICEBERG-2'")[0][0] \
+            == ["iceberg"]

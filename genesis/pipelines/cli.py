@@ -20,6 +20,35 @@ def _cmd_ingest_binance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ingest_lobster(args: argparse.Namespace) -> int:
+    from genesis.pipelines.ingest_events import ingest_lobster
+
+    report = ingest_lobster(args.message_file, args.orderbook_file, symbol=args.symbol, store_url=args.store,
+                            replace=args.replace)
+    print(_one_source_summary(report))
+    return 0
+
+
+def _cmd_ingest_simulate(args: argparse.Namespace) -> int:
+    from genesis.pipelines.ingest_events import ingest_simulation
+
+    scenarios = tuple(args.scenario)
+    symbol = args.symbol or f"sim:{'+'.join(scenarios).upper() or 'CLEAN'}-{args.seed}"
+    report = ingest_simulation(seconds=args.seconds, seed=args.seed, scenarios=scenarios,
+                               bad_data=tuple(args.bad_data), symbol=symbol, store_url=args.store,
+                               replace=args.replace)
+    print(_one_source_summary(report))
+    return 0
+
+
+def _one_source_summary(report) -> str:
+    if report.status == "skipped":
+        return f"{report.path}: already ingested as {', '.join(report.symbols)} (use --replace to re-ingest)"
+    lines = [f"{report.status} {report.path} as {', '.join(report.symbols)}: {report.messages:,} events"]
+    lines += [f"  {key:<15} {value:>12,}" for key, value in report.counts.items()]
+    return "\n".join(lines)
+
+
 def _cmd_pipeline_run(args: argparse.Namespace) -> int:
     from genesis.pipelines.runner import run_pipeline
 
@@ -54,6 +83,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     binance.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     binance.set_defaults(handler=_cmd_ingest_binance)
+
+    lobster = ingest_sub.add_parser("lobster", help="a LOBSTER message file and its orderbook file")
+    lobster.add_argument("message_file", metavar="MESSAGE_CSV")
+    lobster.add_argument("orderbook_file", nargs="?", default=None, metavar="ORDERBOOK_CSV",
+                         help="default: the message file's name with _message_ replaced by _orderbook_")
+    lobster.add_argument("--symbol", default=None, help="default nasdaq:<TICKER from the file name>")
+    lobster.add_argument("--store", default=None, help="store URL (default: GENESIS_CLICKHOUSE_URL)")
+    lobster.add_argument("--replace", action="store_true", help="re-ingest files already ingested")
+    lobster.set_defaults(handler=_cmd_ingest_lobster)
+
+    from genesis.feeds.simulator import BAD_DATA, SCENARIOS
+
+    simulate = ingest_sub.add_parser("simulate", help="a simulated market with injected episodes (ground truth stored)")
+    simulate.add_argument("--scenario", action="append", default=[], choices=SCENARIOS,
+                          help="inject this kind of episode (repeatable; none: a clean market)")
+    simulate.add_argument("--seconds", type=float, default=600.0, help="simulated time (default 600)")
+    simulate.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same events")
+    simulate.add_argument("--bad-data", action="append", default=[], choices=BAD_DATA,
+                          help="also inject bad rows of this kind (they end in quarantine)")
+    simulate.add_argument("--symbol", default=None, help="default sim:<SCENARIOS>-<SEED>")
+    simulate.add_argument("--store", default=None, help="store URL (default: GENESIS_CLICKHOUSE_URL)")
+    simulate.add_argument("--replace", action="store_true", help="simulate and store again")
+    simulate.set_defaults(handler=_cmd_ingest_simulate)
 
     pipeline = sub.add_parser("pipeline", help="run parameterised notebook pipelines (papermill)")
     pipeline_sub = pipeline.add_subparsers(dest="action", required=True, metavar="ACTION")

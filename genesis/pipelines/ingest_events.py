@@ -38,10 +38,18 @@ def _event_groups(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def write_market_events(store: Store, events: MarketEvents, source_id: str, *, depth_levels: int = 20,
                         path: str = "") -> dict[str, int]:
-    """Write one symbol's events; returns rows per table (and 'quarantine', 'crossed')."""
+    """Write one symbol's events; returns rows per table (and 'quarantine', 'crossed').
+
+    Rejected rows go to ``quarantine`` with ``stream`` = the table they were meant for and
+    ``line_no`` = their 1-based row in the input array.
+    """
     counts = dict.fromkeys(("order_events", "depth_deltas", "book_snapshots", "trades", "episodes",
                             "quarantine", "crossed"), 0)
+    n_input_deltas = len(events.deltas)
     events, rejects = validate(events)
+    # Quarantine rows name the input row; validation removed some, so map kept rows back.
+    delta_row = np.setdiff1d(np.arange(n_input_deltas),
+                             rejects.loc[rejects["table"] == "depth_deltas", "index"].to_numpy(np.int64))
     tag = {"symbol": events.symbol, "source_id": source_id}
     quarantine = [(int(r.index), int(r.exch_ts), r.table, r.reason, r.raw) for r in rejects.itertuples()]
 
@@ -61,7 +69,7 @@ def write_market_events(store: Store, events: MarketEvents, source_id: str, *, d
         keep_rows = np.repeat(~crossed, lengths)
         for g in np.flatnonzero(crossed):
             first = int(starts[g])
-            quarantine.append((first, int(d["exch_ts"][first]), "depth_deltas",
+            quarantine.append((int(delta_row[first]), int(d["exch_ts"][first]), "depth_deltas",
                                "event would cross the book (best bid >= best ask): not applied",
                                "; ".join(f"side={int(s)} price={p!r} qty={q!r}" for s, p, q in
                                          zip(d["side"][first:first + lengths[g]].tolist(),
