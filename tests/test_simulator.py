@@ -46,8 +46,8 @@ def top_of_book(deltas: np.ndarray):
     return bp[:, 0], bs[:, 0], ap[:, 0], asz[:, 0]
 
 
-def lots(qty) -> np.ndarray:
-    return np.round(np.asarray(qty) / CFG.lot_size).astype(np.int64)
+def lots(qty, cfg: SimConfig = CFG) -> np.ndarray:
+    return np.round(np.asarray(qty) / cfg.lot_size).astype(np.int64)
 
 
 # -- determinism ------------------------------------------------------------------------------------------------
@@ -154,21 +154,22 @@ def replay(orders: np.ndarray):
     return after, book
 
 
-def levels_from_orders(orders: np.ndarray) -> pd.Series:
+def levels_from_orders(orders: np.ndarray, cfg: SimConfig = CFG) -> pd.Series:
     """pandas: resting size (lots) per (side, tick) after the given L3 events."""
     frame = pd.DataFrame({"id": orders["order_id"], "side": orders["side"].astype(np.int64),
-                          "tick": np.round(orders["price"] / TICK).astype(np.int64),
-                          "signed": np.where(orders["event"] == EV_ADD, 1, -1) * lots(orders["qty"])})
+                          "tick": np.round(orders["price"] / cfg.tick_size).astype(np.int64),
+                          "signed": np.where(orders["event"] == EV_ADD, 1, -1) * lots(orders["qty"], cfg)})
     remaining = frame.groupby("id").agg(side=("side", "first"), tick=("tick", "first"), lots=("signed", "sum"))
     assert (remaining["lots"] >= 0).all()
     live = remaining[remaining["lots"] > 0]
     return live.groupby(["side", "tick"])["lots"].sum().sort_index()
 
 
-def levels_from_deltas(deltas: np.ndarray) -> pd.Series:
+def levels_from_deltas(deltas: np.ndarray, cfg: SimConfig = CFG) -> pd.Series:
     """pandas: the book the deltas describe (last absolute size per level, zeros removed)."""
     frame = pd.DataFrame({"side": deltas["side"].astype(np.int64),
-                          "tick": np.round(deltas["price"] / TICK).astype(np.int64), "lots": lots(deltas["qty"])})
+                          "tick": np.round(deltas["price"] / cfg.tick_size).astype(np.int64),
+                          "lots": lots(deltas["qty"], cfg)})
     last = frame.groupby(["side", "tick"])["lots"].last()
     return last[last > 0].sort_index()
 
@@ -187,6 +188,24 @@ def test_l3_book_matches_l2_deltas(sim_name, request):
     np.testing.assert_array_equal(d["seq"][first:], o["seq"][n_init:])
     np.testing.assert_array_equal(d["price"][first:], o["price"][n_init:])
     np.testing.assert_array_equal(d["side"][first:], o["side"][n_init:])
+
+
+def test_other_grid_and_depth_stay_consistent():
+    """A coarse tick, whole-unit lots, a shallow book and fast cancels: L3 and L2 still agree."""
+    cfg = SimConfig(symbol="sim:COARSE", tick_size=0.5, initial_mid=2000.0, lot_size=1.0, size_median=5.0,
+                    levels=3, cancel_rate=3.0, market_rate=20.0, impact=0.05, volatility=1.0)
+    sim = simulate(cfg, seconds=300, seed=21, scenarios=["flash_crash", "layering"])
+    o, d = sim.events.orders, sim.events.deltas
+    first = int(np.argmin(d["is_snapshot"]))
+    for k in (len(o) // 2, len(o)):
+        expected = levels_from_orders(o[:k], cfg)
+        got = levels_from_deltas(d[: first + (k - sim.n_initial_orders)], cfg)
+        pd.testing.assert_series_equal(got, expected, check_names=False)
+    bp, _, ap, _ = top_of_book(d)
+    bp, ap = bp[first - 1:], ap[first - 1:]
+    assert np.isfinite(bp).all() and np.isfinite(ap).all() and np.all(bp < ap)
+    np.testing.assert_array_equal(o["qty"], np.round(o["qty"]))
+    assert set(sim.events.episodes["kind"]) == {"flash_crash", "layering"}
 
 
 def test_matching_follows_price_time_priority(short):
