@@ -166,10 +166,10 @@ def test_ingest_commands(store_url, capsys):
 
     assert main(["ingest", "lobster", str(LOBSTER), "--store", store_url]) == 0
     assert "as nasdaq:AAPL: 999 events" in capsys.readouterr().out
-    assert main(["ingest", "simulate", "--scenario", "iceberg", "--seconds", "30", "--seed", "2",
+    assert main(["ingest", "simulate", "--scenario", "iceberg", "--seconds", "90", "--seed", "2",
                  "--store", store_url]) == 0
     assert "as sim:ICEBERG-2" in capsys.readouterr().out
-    assert main(["ingest", "simulate", "--scenario", "iceberg", "--seconds", "30", "--seed", "2",
+    assert main(["ingest", "simulate", "--scenario", "iceberg", "--seconds", "90", "--seed", "2",
                  "--store", store_url]) == 0
     assert "already ingested" in capsys.readouterr().out
     with connect(store_url) as store:
