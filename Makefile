@@ -17,6 +17,8 @@ BIN = $(VENV)/bin
 GENESIS_HOME ?= $(HOME)/.genesis
 SAMPLE = data/sample/usdm_btcusdt_20240808.jsonl.gz
 SAMPLE_SYMBOL = binance-usdm:BTCUSDT
+# A simulated market with spoofing and layering episodes (ground truth in the `episodes` table).
+SIMULATION = --scenario spoofing --scenario layering --seconds 600 --seed 1
 NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb
 TORCH_PIN = 2.13.0
 # The venv is (re)installed when missing or when pyproject.toml changes.
@@ -30,7 +32,7 @@ VENV_PATH = PATH="$(CURDIR)/$(BIN):$$PATH"
 help: ## list the targets
 	@echo "Genesis: limit-order-book research platform"
 	@echo
-	@echo "  make run     set up, migrate the store, ingest the bundled sample, build its features, run the demo pipeline"
+	@echo "  make run     set up, migrate the store, ingest the bundled sample and a simulated market, build features, run the demo pipeline"
 	@echo "               (GENESIS_HOME=$(GENESIS_HOME); override with make run GENESIS_HOME=...)"
 	@echo "  make test    unit/integration tests, then the notebooks under nbval (throwaway GENESIS_HOME)"
 	@echo "  make bench   run every benchmarks/bench_*.py; each prints one JSON document"
@@ -73,17 +75,19 @@ $(STAMP): pyproject.toml
 # GENESIS_HOME is exported for `run` only: tests and benchmarks never see the user's store.
 run: export GENESIS_HOME := $(GENESIS_HOME)
 run: setup ## the platform on the bundled sample
-	@echo "== 1/6 migrate the store: genesis db migrate"
+	@echo "== 1/7 migrate the store: genesis db migrate"
 	@$(VENV_PATH) $(BIN)/genesis db migrate
-	@echo "== 2/6 ingest the bundled sample: genesis ingest binance-capture $(SAMPLE)"
+	@echo "== 2/7 ingest the bundled sample: genesis ingest binance-capture $(SAMPLE)"
 	@$(VENV_PATH) $(BIN)/genesis ingest binance-capture $(SAMPLE)
-	@echo "== 3/6 build its features into the store: genesis features build --symbol $(SAMPLE_SYMBOL)"
+	@echo "== 3/7 ingest a simulated market with labelled episodes: genesis ingest simulate $(SIMULATION)"
+	@$(VENV_PATH) $(BIN)/genesis ingest simulate $(SIMULATION)
+	@echo "== 4/7 build the sample's features into the store: genesis features build --symbol $(SAMPLE_SYMBOL)"
 	@$(VENV_PATH) $(BIN)/genesis features build --symbol $(SAMPLE_SYMBOL)
-	@echo "== 4/6 run the demo pipeline (notebooks 01_ingest, 02_explore via papermill): genesis pipeline run demo"
+	@echo "== 5/7 run the demo pipeline (notebooks 01_ingest, 02_explore via papermill): genesis pipeline run demo"
 	@$(VENV_PATH) $(BIN)/genesis pipeline run demo
-	@echo "== 5/6 where everything is"
+	@echo "== 6/7 where everything is"
 	@$(MAKE) --no-print-directory where
-	@echo "== 6/6 serve dashboards"
+	@echo "== 7/7 serve dashboards"
 	@$(MAKE) --no-print-directory serve
 
 # Prints the effective settings (GENESIS_CLICKHOUSE_URL, if set, wins over GENESIS_HOME).
