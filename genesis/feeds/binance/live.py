@@ -40,7 +40,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
-from genesis.book.l2 import LIVE, OUT_APPLIED, OUT_STALE, OUT_UNAPPLIED, L2Book
+from genesis.book.l2 import GAP_EXPECTED, GAP_RECEIVED, LIVE, OUT_APPLIED, OUT_STALE, OUT_UNAPPLIED, L2Book
 from genesis.feeds.binance import scan
 from genesis.feeds.binance.messages import BadMessage, parse_message
 from genesis.feeds.binance.venues import Venue, is_loopback, venue as resolve_venue
@@ -306,8 +306,8 @@ class BinanceClient:
             asyncio.ensure_future(ws.close())
 
     async def run(self) -> None:
-        """Stream until :meth:`stop`: one task per connection, each reconnecting on failure."""
-        self._stop = asyncio.Event()
+        """Stream until :meth:`stop` (a stopped client does not start again: make a new one):
+        one task per connection, each reconnecting on failure."""
         per_connection = max(1, self.venue.max_streams // len(self.channels))
         feeds = list(self._feeds.values())
         groups = [feeds[i : i + per_connection] for i in range(0, len(feeds), per_connection)]
@@ -404,7 +404,7 @@ class BinanceClient:
                 try:
                     raw = await ws.recv(decode=False)
                 except WebSocketException as exc:
-                    if not reason:
+                    if not reason and not self._stop.is_set():
                         self.metrics.last_error = f"{type(exc).__name__}: {exc}"
                     return reason == "age", received
                 received = True
@@ -473,7 +473,8 @@ class BinanceClient:
 
     def _gap(self, feed: _SymbolFeed, parsed: _Parsed, result) -> None:
         self.metrics.gaps += 1
-        expected, received = (int(result.gaps[0, 1]), int(result.gaps[0, 2])) if len(result.gaps) else (-1, -1)
+        gap = result.gaps[0] if len(result.gaps) else None
+        expected, received = (int(gap[GAP_EXPECTED]), int(gap[GAP_RECEIVED])) if gap is not None else (-1, -1)
         self.listener.on_status(feed.namespaced, "gap", f"expected update {expected}, received {received}")
         feed.live = False
         feed.buffer = [parsed]
