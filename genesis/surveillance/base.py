@@ -1,0 +1,190 @@
+"""The detector contract: one Numba kernel per detector, batch and online by construction.
+
+A detector is a :class:`Detector`: its alert kinds, documented parameters (a frozen
+dataclass), the inputs it reads, a function making its initial state, and a kernel with the
+one signature every detector shares::
+
+    kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_sz,
+           o0, o1, t0, t1, b0, b1, alerts, ids, counts)
+
+* ``p``: the parameters as a float64 vector (the dataclass fields, in order);
+* ``si`` / ``sf``: the detector's int64 / float64 state vectors (rings and tables packed in
+  them; reshape slices as needed). All memory between calls lives there;
+* ``orders`` (ORDER_EVENT_DTYPE), ``trades`` (TRADE_DTYPE), and the book after each event
+  (``book_ts`` (n,), ``bid_px``... (n, L), best level first, NaN past the book): the whole
+  arrays; the kernel processes ``orders[o0:o1]``, ``trades[t0:t1]``, ``book[b0:b1]``, merged
+  by time with ties broken orders < trades < book (:func:`next_source`);
+* ``alerts`` (ALERT_DTYPE), ``ids`` (int64 order ids referenced by alerts), ``counts``
+  (int64[3]: alerts written, ids written, overflow flag): outputs, appended at
+  ``counts[0]`` / ``counts[1]``. Use :func:`emit` and :func:`emit_id`.
+
+Because everything a kernel remembers is in ``si``/``sf`` and the merge order is fixed,
+processing a stream in any chunks (split at the same instant in every input, as
+:class:`genesis.surveillance.engine.SurveillanceStream` does) gives the same alerts as one
+batch. An alert is emitted at the event that completes its evidence (``at_ts``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable
+
+import numba as nb
+import numpy as np
+
+ALERT_DTYPE = np.dtype(
+    [
+        ("code", "i2"),  # alert kind (KIND_CODES)
+        ("side", "i1"),  # 1 bid/buy, -1 ask/sell, 0 none or both
+        ("start_ts", "i8"),  # the episode's first event
+        ("end_ts", "i8"),  # its last event
+        ("at_ts", "i8"),  # when the alert could be raised (the event completing the evidence)
+        ("score", "f8"),  # 0 (barely) .. 100 (certain, extreme)
+        ("price", "f8"),  # the price the evidence is about (NaN if none)
+        ("size", "f8"),  # the size the evidence is about (NaN if none)
+        ("level", "i4"),  # book level (0 = best) or ticks from the touch; -1 if none
+        ("metric", "f8"),  # the detector's headline statistic (named by Detector.metric)
+        ("n_events", "i4"),  # events in the evidence
+        ("ids_start", "i8"),  # order ids of the evidence: ids[ids_start : ids_start + ids_count]
+        ("ids_count", "i4"),
+    ]
+)
+MAX_IDS_PER_ALERT = 64  # evidence keeps the first 64 order ids; n_events says how many there were
+
+# Sources, in the order ties are broken.
+SRC_ORDER, SRC_TRADE, SRC_BOOK, SRC_NONE = 0, 1, 2, -1
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+# Every alert kind and its code in ALERT_DTYPE.code. Codes never change meaning.
+KIND_CODES = {
+    "spoofing": 1,
+    "spoofing_l2": 2,
+    "layering": 3,
+    "quote_stuffing": 4,
+    "momentum_ignition": 5,
+    "wash_trades": 6,
+    "iceberg": 7,
+    "liquidity_gap": 20,
+    "depth_shock": 21,
+    "spread_shock": 22,
+    "heavy_imbalance": 23,
+    "crossed_book": 24,
+    "locked_book": 25,
+    "stale_quotes": 26,
+}
+KINDS = {code: kind for kind, code in KIND_CODES.items()}
+MANIPULATION_KINDS = ("spoofing", "spoofing_l2", "layering", "quote_stuffing", "momentum_ignition", "wash_trades")
+
+
+def severity(score: float) -> str:
+    """info < 20 <= low < 40 <= medium < 60 <= high < 80 <= critical."""
+    return SEVERITIES[min(4, max(0, int(score // 20)))]
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One detector: see the module docstring for the kernel contract."""
+
+    name: str  # e.g. 'spoofing'
+    kinds: tuple[str, ...]  # alert kinds it emits (keys of KIND_CODES)
+    inputs: tuple[str, ...]  # any of 'orders', 'trades', 'book'
+    params: Any  # a frozen dataclass instance: the documented parameters with their values
+    new_state: Callable[[Any], tuple[np.ndarray, np.ndarray]]  # params -> (si int64, sf float64)
+    kernel: Callable
+    metric: str  # what ALERT_DTYPE.metric holds, e.g. 'size / median recent size'
+    evidence: dict[str, str]  # meaning of price/size/level for this detector, e.g. {'price': 'order price'}
+    description: str = ""
+
+    def with_params(self, **changes) -> Detector:
+        from dataclasses import replace
+
+        return replace(self, params=replace(self.params, **changes))
+
+    @property
+    def param_vector(self) -> np.ndarray:
+        return np.array([float(getattr(self.params, f.name)) for f in fields(self.params)], np.float64)
+
+    @property
+    def params_version(self) -> str:
+        """A short hash of the detector and its parameter values: alerts name the set that made them."""
+        text = json.dumps({"detector": self.name, **asdict(self.params)}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# -- helpers for kernels -------------------------------------------------------------------
+_inline = nb.njit(cache=True, inline="always")
+
+
+@_inline
+def next_source(orders, trades, book_ts, o, t, b, o1, t1, b1):
+    """Which source holds the next event in merged time order (ties: orders, trades, book)."""
+    best = SRC_NONE
+    ts = np.int64(0)
+    if o < o1:
+        best = SRC_ORDER
+        ts = orders[o].exch_ts
+    if t < t1 and (best == SRC_NONE or trades[t].exch_ts < ts):
+        best = SRC_TRADE
+        ts = trades[t].exch_ts
+    if b < b1 and (best == SRC_NONE or book_ts[b] < ts):
+        best = SRC_BOOK
+    return best
+
+
+@_inline
+def emit(alerts, counts, code, side, start_ts, end_ts, at_ts, score, price, size, level, metric, n_events):
+    """Append one alert (its order ids follow with :func:`emit_id`); returns its row or -1 when full."""
+    k = counts[0]
+    if k >= alerts.shape[0]:
+        counts[2] = 1
+        return -1
+    a = alerts[k]
+    a.code = code
+    a.side = side
+    a.start_ts = start_ts
+    a.end_ts = end_ts
+    a.at_ts = at_ts
+    a.score = min(100.0, max(0.0, score))
+    a.price = price
+    a.size = size
+    a.level = level
+    a.metric = metric
+    a.n_events = n_events
+    a.ids_start = counts[1]
+    a.ids_count = 0
+    counts[0] = k + 1
+    return k
+
+
+@_inline
+def emit_id(alerts, ids, counts, row, order_id):
+    """Add an order id to the evidence of alert ``row`` (at most MAX_IDS_PER_ALERT kept)."""
+    if row < 0 or alerts[row].ids_count >= MAX_IDS_PER_ALERT:
+        return
+    k = counts[1]
+    if k >= ids.shape[0]:
+        counts[2] = 1
+        return
+    ids[k] = order_id
+    alerts[row].ids_count += 1
+    counts[1] = k + 1
+
+
+@_inline
+def score_from_ratio(ratio, threshold, saturation):
+    """The common scoring rule: 50 at the threshold, rising linearly in log-ratio to 100 at
+    ``saturation`` (0 below half the threshold's log distance). Callable from kernels and Python."""
+    if ratio <= 0.0 or threshold <= 0.0 or saturation <= threshold:
+        return 0.0
+    value = 50.0 + 50.0 * np.log(ratio / threshold) / np.log(saturation / threshold)
+    return min(100.0, max(0.0, value))
+
+
+__all__ = [
+    "ALERT_DTYPE", "MAX_IDS_PER_ALERT", "SRC_ORDER", "SRC_TRADE", "SRC_BOOK", "SRC_NONE", "SEVERITIES",
+    "KIND_CODES", "KINDS", "MANIPULATION_KINDS", "severity", "Detector", "next_source", "emit", "emit_id",
+    "score_from_ratio",
+]

@@ -1,0 +1,239 @@
+"""Running detectors: one code path for a batch and for a live stream.
+
+:class:`SurveillanceStream` takes events as they come (orders, trades, book rows, in any
+chunks), runs every detector's kernel on the rows that can no longer be preceded by a row
+still to come, and returns the alerts raised. :func:`detect` is a stream fed everything at
+once. Both give the same alerts: kernels keep all memory in their state vectors and see
+the rows in one fixed merged order (time; ties orders < trades < book).
+
+A row is released once every source of the stream has passed its time (the *watermark*):
+a live feed that has delivered trades up to 10:00:01 but book rows only up to 10:00:00
+keeps the 10:00:00.5 trade until the book catches up. ``finish()`` releases everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from genesis.feeds.events import ORDER_EVENT_DTYPE, TRADE_DTYPE, MarketEvents
+from genesis.surveillance.base import ALERT_DTYPE, KINDS, Detector, severity
+
+SOURCES = ("orders", "trades", "book")
+ALERT_COLUMNS = ("kind", "severity", "score", "side", "start_ts", "end_ts", "at_ts", "price", "size", "level",
+                 "metric", "n_events", "order_ids", "detector", "params_version", "evidence")
+
+
+@dataclass
+class Book:
+    """Top-L rows after each book event: ``ts`` (n,), prices and sizes (n, L), NaN past the book."""
+
+    ts: np.ndarray
+    bid_px: np.ndarray
+    bid_sz: np.ndarray
+    ask_px: np.ndarray
+    ask_sz: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.ts = np.ascontiguousarray(self.ts, dtype=np.int64)
+        for name in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
+            value = np.ascontiguousarray(getattr(self, name), dtype=np.float64)
+            if value.ndim != 2 or value.shape[0] != len(self.ts):
+                raise ValueError(f"Book.{name} has shape {value.shape}, expected ({len(self.ts)}, levels)")
+            setattr(self, name, value)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @property
+    def levels(self) -> int:
+        return self.bid_px.shape[1]
+
+    def take(self, rows) -> Book:
+        return Book(self.ts[rows], self.bid_px[rows], self.bid_sz[rows], self.ask_px[rows], self.ask_sz[rows])
+
+    @classmethod
+    def empty(cls, levels: int = 1) -> Book:
+        return cls(np.empty(0, np.int64), *(np.empty((0, levels)) for _ in range(4)))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Book]) -> Book:
+        return cls(*(np.concatenate([getattr(p, n) for p in parts]) for n in ("ts", "bid_px", "bid_sz", "ask_px", "ask_sz")))
+
+
+@dataclass
+class Inputs:
+    """What the detectors read for one symbol: any of the three sources may be empty."""
+
+    symbol: str
+    orders: np.ndarray = field(default_factory=lambda: np.empty(0, ORDER_EVENT_DTYPE))
+    trades: np.ndarray = field(default_factory=lambda: np.empty(0, TRADE_DTYPE))
+    book: Book = field(default_factory=Book.empty)
+
+    @classmethod
+    def from_events(cls, events: MarketEvents, levels: int = 20) -> Inputs:
+        """From a source's events; the book is the source's own or is rebuilt from its deltas."""
+        if events.book is not None:
+            b = events.book
+            book = Book(b["exch_ts"], b["bid_px"], b["bid_sz"], b["ask_px"], b["ask_sz"])
+        elif len(events.deltas):
+            from genesis.book.l2 import L2Book
+            from genesis.pipelines.ingest_events import _event_groups
+
+            d = events.deltas
+            starts, counts, snapshot = _event_groups(d)
+            bid_px, bid_sz, ask_px, ask_sz, crossed = L2Book(levels).apply_groups(
+                starts, counts, snapshot, d["side"], d["price"], d["qty"])
+            keep = ~crossed
+            book = Book(d["exch_ts"][starts][keep], bid_px[keep], bid_sz[keep], ask_px[keep], ask_sz[keep])
+        else:
+            book = Book.empty(levels)
+        return cls(events.symbol, events.orders, events.trades, book)
+
+
+def _row_evidence(detector: Detector, row: np.void, ids: list[int]) -> dict:
+    evidence = {"start_ts": int(row["start_ts"]), "end_ts": int(row["end_ts"]), "events": int(row["n_events"]),
+                detector.metric: float(row["metric"])}
+    for column in ("price", "size", "level"):
+        value = row[column].item()
+        if column in detector.evidence and not (isinstance(value, float) and np.isnan(value)) and value != -1:
+            evidence[detector.evidence[column]] = value
+    if ids:
+        evidence["order_ids"] = ids
+    return evidence
+
+
+def alerts_frame(symbol: str, batches: list[tuple[Detector, np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """Alert rows of kernels as a DataFrame (ALERT_COLUMNS plus ``symbol``), ordered by ``at_ts``."""
+    records = []
+    for detector, alerts, ids in batches:
+        for row in alerts:
+            order_ids = ids[row["ids_start"] : row["ids_start"] + row["ids_count"]].tolist()
+            records.append({
+                "symbol": symbol, "kind": KINDS[int(row["code"])], "severity": severity(float(row["score"])),
+                "score": float(row["score"]), "side": int(row["side"]), "start_ts": int(row["start_ts"]),
+                "end_ts": int(row["end_ts"]), "at_ts": int(row["at_ts"]), "price": float(row["price"]),
+                "size": float(row["size"]), "level": int(row["level"]), "metric": float(row["metric"]),
+                "n_events": int(row["n_events"]), "order_ids": order_ids, "detector": detector.name,
+                "params_version": detector.params_version, "evidence": _row_evidence(detector, row, order_ids),
+            })
+    frame = pd.DataFrame(records, columns=["symbol", *ALERT_COLUMNS])
+    if len(frame):
+        frame = frame.sort_values(["at_ts", "detector", "start_ts"], kind="stable").reset_index(drop=True)
+    return frame
+
+
+class _Runner:
+    """One detector with its state; runs its kernel on windows of released rows."""
+
+    def __init__(self, detector: Detector):
+        self.detector = detector
+        self.p = detector.param_vector
+        si, sf = detector.new_state(detector.params)
+        self.si = np.ascontiguousarray(si, dtype=np.int64)
+        self.sf = np.ascontiguousarray(sf, dtype=np.float64)
+
+    def run(self, orders: np.ndarray, trades: np.ndarray, book: Book) -> tuple[np.ndarray, np.ndarray]:
+        n_events = len(orders) + len(trades) + len(book)
+        capacity = n_events + 16
+        while True:
+            alerts = np.zeros(capacity, ALERT_DTYPE)
+            ids = np.zeros(4 * capacity + 256, np.int64)
+            counts = np.zeros(3, np.int64)
+            si, sf = self.si.copy(), self.sf.copy()  # kept in case the outputs overflow: run again bigger
+            self.detector.kernel(self.p, si, sf, orders, trades, book.ts, book.bid_px, book.bid_sz, book.ask_px,
+                                 book.ask_sz, 0, len(orders), 0, len(trades), 0, len(book), alerts, ids, counts)
+            if not counts[2]:
+                self.si, self.sf = si, sf
+                return alerts[: counts[0]], ids[: counts[1]]
+            capacity *= 4
+
+
+class SurveillanceStream:
+    """Detectors over a stream fed in chunks; see the module docstring.
+
+    ``sources``: the inputs this stream will be fed (a detector needing another is refused).
+    """
+
+    def __init__(self, symbol: str, detectors: Sequence[Detector] | None = None, *,
+                 sources: Sequence[str] = ("trades", "book"), levels: int = 20):
+        from genesis.surveillance.detectors import default_detectors
+
+        unknown = set(sources) - set(SOURCES)
+        if unknown:
+            raise ValueError(f"unknown source(s) {sorted(unknown)}; choose from {SOURCES}")
+        detectors = list(default_detectors() if detectors is None else detectors)
+        missing = [(d.name, sorted(set(d.inputs) - set(sources))) for d in detectors if not set(d.inputs) <= set(sources)]
+        if missing:
+            raise ValueError(f"detector(s) need inputs this stream is not fed (sources={list(sources)}): {missing}")
+        self.symbol = symbol
+        self.sources = tuple(sources)
+        self.runners = [_Runner(d) for d in detectors]
+        self._orders = np.empty(0, ORDER_EVENT_DTYPE)
+        self._trades = np.empty(0, TRADE_DTYPE)
+        self._book = Book.empty(levels)
+        self._latest = {s: np.iinfo(np.int64).min for s in self.sources}  # newest time fed per source
+
+    @property
+    def detectors(self) -> list[Detector]:
+        return [r.detector for r in self.runners]
+
+    def process(self, orders: np.ndarray | None = None, trades: np.ndarray | None = None,
+                book: Book | None = None) -> pd.DataFrame:
+        """Add new rows (each source in time order) and return the alerts they release."""
+        for name, value in (("orders", orders), ("trades", trades), ("book", book)):
+            if value is None or not len(value):
+                continue
+            if name not in self.sources:
+                raise ValueError(f"this stream was not set up for {name} (sources={list(self.sources)})")
+            ts = value.ts if name == "book" else value["exch_ts"]
+            if np.any(np.diff(ts) < 0) or ts[0] < self._latest[name]:
+                raise ValueError(f"{name} must arrive in time order (exch_ts went backwards)")
+            self._latest[name] = int(ts[-1])
+            if name == "orders":
+                self._orders = np.concatenate([self._orders, value])
+            elif name == "trades":
+                self._trades = np.concatenate([self._trades, value])
+            else:
+                self._book = Book.concat([self._book, value]) if len(self._book) else value
+        return self._release(min(self._latest.values()))
+
+    def finish(self) -> pd.DataFrame:
+        """Release every row still held back (the end of the stream)."""
+        return self._release(np.iinfo(np.int64).max)
+
+    def _release(self, watermark: int) -> pd.DataFrame:
+        # Rows strictly before the watermark: a row at the watermark may still get a tie from a
+        # source that has not reached it, and ties have a fixed order.
+        no = int(np.searchsorted(self._orders["exch_ts"], watermark, "left"))
+        nt = int(np.searchsorted(self._trades["exch_ts"], watermark, "left"))
+        nb = int(np.searchsorted(self._book.ts, watermark, "left"))
+        if watermark == np.iinfo(np.int64).max:
+            no, nt, nb = len(self._orders), len(self._trades), len(self._book)
+        if not (no or nt or nb):
+            return alerts_frame(self.symbol, [])
+        orders, trades, book = self._orders[:no], self._trades[:nt], self._book.take(slice(0, nb))
+        batches = [(r.detector, *r.run(orders, trades, book)) for r in self.runners]
+        self._orders, self._trades = self._orders[no:], self._trades[nt:]
+        self._book = self._book.take(slice(nb, None))
+        return alerts_frame(self.symbol, batches)
+
+
+def detect(inputs: Inputs, detectors: Sequence[Detector] | None = None) -> pd.DataFrame:
+    """Run detectors over everything in ``inputs`` at once (the batch path)."""
+    from genesis.surveillance.detectors import default_detectors
+
+    sources = [s for s in SOURCES if len(getattr(inputs, s))]
+    detectors = list(default_detectors() if detectors is None else detectors)
+    usable = [d for d in detectors if set(d.inputs) <= set(sources)]
+    stream = SurveillanceStream(inputs.symbol, usable, sources=sources or ("book",), levels=inputs.book.levels)
+    first = stream.process(inputs.orders if "orders" in sources else None,
+                           inputs.trades if "trades" in sources else None,
+                           inputs.book if "book" in sources else None)
+    return pd.concat([first, stream.finish()], ignore_index=True) if len(first) else stream.finish()
+
+
+__all__ = ["Book", "Inputs", "SurveillanceStream", "detect", "alerts_frame", "ALERT_COLUMNS", "SOURCES"]
