@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "genesis.feeds.cli",
     "genesis.pipelines.cli",
     "genesis.features.cli",
+    "genesis.surveillance.cli",
 )
 
 

@@ -285,7 +285,7 @@ class AlertManager:
     def _case(self, case_id: str) -> Case:
         case = self.cases.get(case_id)
         if case is None:
-            raise KeyError(f"no case {case_id!r}")
+            raise ValueError(f"no case {case_id!r} (genesis surveil cases lists them)")
         return case
 
     @staticmethod
