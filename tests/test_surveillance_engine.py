@@ -128,9 +128,10 @@ def test_surveil_run_files_alerts_once(store_url):
     with connect(store_url) as store:
         stored = store.query_rows("SELECT count(), uniqExact(run_id) FROM alerts")[0]
         cited = store.query_rows("SELECT uniqExact(arrayJoin(order_ids)) FROM alerts")[0][0]
+        # An order id is in the store as a resting order's id, or as an aggressor's (contra_id).
         found = store.query_rows(
-            "SELECT uniqExact(order_id) FROM order_events WHERE symbol = 'sim:RUN' AND order_id IN "
-            "(SELECT arrayJoin(order_ids) FROM alerts)")[0][0]
+            "SELECT uniqExact(id) FROM (SELECT arrayJoin([order_id, contra_id]) AS id FROM order_events"
+            " WHERE symbol = 'sim:RUN') WHERE id IN (SELECT arrayJoin(order_ids) FROM alerts)")[0][0]
     assert stored == (len(first.alerts), 1 if len(first.alerts) else 0)
     assert cited == found  # every order id an alert cites exists in the store
     if len(first.alerts):

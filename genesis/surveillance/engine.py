@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 
 from genesis.feeds.events import ORDER_EVENT_DTYPE, TRADE_DTYPE, MarketEvents
-from genesis.surveillance.base import ALERT_DTYPE, KINDS, Detector, severity
+from genesis.surveillance.base import ALERT_DTYPE, KINDS, MAX_IDS_PER_ALERT, Detector, severity
 
 SOURCES = ("orders", "trades", "book")
+ALERTS_PER_EVENT = 4  # output room a kernel gets; more is a detector bug (reported, never truncated)
+CHUNK_EVENTS = 1 << 16  # a long window is run in slices of about this many events (bounded memory)
 ALERT_COLUMNS = ("kind", "severity", "score", "side", "start_ts", "end_ts", "at_ts", "price", "size", "level",
                  "metric", "n_events", "order_ids", "detector", "params_version", "evidence")
 
@@ -137,19 +139,17 @@ class _Runner:
         self.sf = np.ascontiguousarray(sf, dtype=np.float64)
 
     def run(self, orders: np.ndarray, trades: np.ndarray, book: Book) -> tuple[np.ndarray, np.ndarray]:
-        n_events = len(orders) + len(trades) + len(book)
-        capacity = n_events + 16
-        while True:
-            alerts = np.zeros(capacity, ALERT_DTYPE)
-            ids = np.zeros(4 * capacity + 256, np.int64)
-            counts = np.zeros(3, np.int64)
-            si, sf = self.si.copy(), self.sf.copy()  # kept in case the outputs overflow: run again bigger
-            self.detector.kernel(self.p, si, sf, orders, trades, book.ts, book.bid_px, book.bid_sz, book.ask_px,
-                                 book.ask_sz, 0, len(orders), 0, len(trades), 0, len(book), alerts, ids, counts)
-            if not counts[2]:
-                self.si, self.sf = si, sf
-                return alerts[: counts[0]], ids[: counts[1]]
-            capacity *= 4
+        # Room for several alerts per event, each with its full id list: np.empty only reserves
+        # address space, so the generous bound costs nothing until written.
+        capacity = ALERTS_PER_EVENT * (len(orders) + len(trades) + len(book)) + 64
+        alerts = np.empty(capacity, ALERT_DTYPE)
+        ids = np.empty(capacity * MAX_IDS_PER_ALERT, np.int64)
+        counts = np.zeros(3, np.int64)
+        self.detector.kernel(self.p, self.si, self.sf, orders, trades, book.ts, book.bid_px, book.bid_sz, book.ask_px,
+                             book.ask_sz, 0, len(orders), 0, len(trades), 0, len(book), alerts, ids, counts)
+        if counts[2]:
+            raise RuntimeError(f"detector {self.detector.name} raised more than {ALERTS_PER_EVENT} alerts per event")
+        return alerts[: counts[0]].copy(), ids[: counts[1]].copy()
 
 
 class SurveillanceStream:
@@ -176,6 +176,7 @@ class SurveillanceStream:
         self._trades = np.empty(0, TRADE_DTYPE)
         self._book = Book.empty(levels)
         self._latest = {s: np.iinfo(np.int64).min for s in self.sources}  # newest time fed per source
+        self._no_alerts = alerts_frame(symbol, [])  # returned (shared, do not modify) when nothing fired
 
     @property
     def detectors(self) -> list[Detector]:
@@ -208,18 +209,42 @@ class SurveillanceStream:
     def _release(self, watermark: int) -> pd.DataFrame:
         # Rows strictly before the watermark: a row at the watermark may still get a tie from a
         # source that has not reached it, and ties have a fixed order.
-        no = int(np.searchsorted(self._orders["exch_ts"], watermark, "left"))
-        nt = int(np.searchsorted(self._trades["exch_ts"], watermark, "left"))
-        nb = int(np.searchsorted(self._book.ts, watermark, "left"))
         if watermark == np.iinfo(np.int64).max:
             no, nt, nb = len(self._orders), len(self._trades), len(self._book)
+        else:
+            no = int(np.searchsorted(self._orders["exch_ts"], watermark, "left"))
+            nt = int(np.searchsorted(self._trades["exch_ts"], watermark, "left"))
+            nb = int(np.searchsorted(self._book.ts, watermark, "left"))
         if not (no or nt or nb):
-            return alerts_frame(self.symbol, [])
-        orders, trades, book = self._orders[:no], self._trades[:nt], self._book.take(slice(0, nb))
-        batches = [(r.detector, *r.run(orders, trades, book)) for r in self.runners]
+            return self._no_alerts
+        batches = []
+        for (o0, o1), (t0, t1), (b0, b1) in self._slices(no, nt, nb):
+            orders, trades, book = self._orders[o0:o1], self._trades[t0:t1], self._book.take(slice(b0, b1))
+            for runner in self.runners:
+                alerts, ids = runner.run(orders, trades, book)
+                if len(alerts):
+                    batches.append((runner.detector, alerts, ids))
         self._orders, self._trades = self._orders[no:], self._trades[nt:]
         self._book = self._book.take(slice(nb, None))
-        return alerts_frame(self.symbol, batches)
+        return alerts_frame(self.symbol, batches) if batches else self._no_alerts
+
+    def _slices(self, no: int, nt: int, nb: int):
+        """Cut ``[0, no) x [0, nt) x [0, nb)`` at common instants into slices of about CHUNK_EVENTS."""
+        total = no + nt + nb
+        if total <= CHUNK_EVENTS:
+            yield (0, no), (0, nt), (0, nb)
+            return
+        times = np.sort(np.concatenate([self._orders["exch_ts"][:no], self._trades["exch_ts"][:nt], self._book.ts[:nb]]))
+        cuts = np.unique(times[CHUNK_EVENTS::CHUNK_EVENTS])  # a slice ends before the first row at its cut time
+        bounds = [(0, 0, 0)]
+        for cut in cuts:
+            bounds.append((int(np.searchsorted(self._orders["exch_ts"][:no], cut, "left")),
+                           int(np.searchsorted(self._trades["exch_ts"][:nt], cut, "left")),
+                           int(np.searchsorted(self._book.ts[:nb], cut, "left"))))
+        bounds.append((no, nt, nb))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            if hi != lo:
+                yield (lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2])
 
 
 def detect(inputs: Inputs, detectors: Sequence[Detector] | None = None) -> pd.DataFrame:
