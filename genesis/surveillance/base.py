@@ -22,6 +22,9 @@ Because everything a kernel remembers is in ``si``/``sf`` and the merge order is
 processing a stream in any chunks (split at the same instant in every input, as
 :class:`genesis.surveillance.engine.SurveillanceStream` does) gives the same alerts as one
 batch. An alert is emitted at the event that completes its evidence (``at_ts``).
+
+Record fields are read and written as ``row["field"]`` (not ``row.field``): the same code
+then also runs as plain Python (``NUMBA_DISABLE_JIT=1``), the benchmark's baseline.
 """
 
 from __future__ import annotations
@@ -125,10 +128,10 @@ def next_source(orders, trades, book_ts, o, t, b, o1, t1, b1):
     ts = np.int64(0)
     if o < o1:
         best = SRC_ORDER
-        ts = orders[o].exch_ts
-    if t < t1 and (best == SRC_NONE or trades[t].exch_ts < ts):
+        ts = orders[o]["exch_ts"]
+    if t < t1 and (best == SRC_NONE or trades[t]["exch_ts"] < ts):
         best = SRC_TRADE
-        ts = trades[t].exch_ts
+        ts = trades[t]["exch_ts"]
     if b < b1 and (best == SRC_NONE or book_ts[b] < ts):
         best = SRC_BOOK
     return best
@@ -142,19 +145,19 @@ def emit(alerts, counts, code, side, start_ts, end_ts, at_ts, score, price, size
         counts[2] = 1
         return -1
     a = alerts[k]
-    a.code = code
-    a.side = side
-    a.start_ts = start_ts
-    a.end_ts = end_ts
-    a.at_ts = at_ts
-    a.score = min(100.0, max(0.0, score))
-    a.price = price
-    a.size = size
-    a.level = level
-    a.metric = metric
-    a.n_events = n_events
-    a.ids_start = counts[1]
-    a.ids_count = 0
+    a["code"] = code
+    a["side"] = side
+    a["start_ts"] = start_ts
+    a["end_ts"] = end_ts
+    a["at_ts"] = at_ts
+    a["score"] = min(100.0, max(0.0, score))
+    a["price"] = price
+    a["size"] = size
+    a["level"] = level
+    a["metric"] = metric
+    a["n_events"] = n_events
+    a["ids_start"] = counts[1]
+    a["ids_count"] = 0
     counts[0] = k + 1
     return k
 
@@ -162,14 +165,14 @@ def emit(alerts, counts, code, side, start_ts, end_ts, at_ts, score, price, size
 @_inline
 def emit_id(alerts, ids, counts, row, order_id):
     """Add an order id to the evidence of alert ``row`` (at most MAX_IDS_PER_ALERT kept)."""
-    if row < 0 or alerts[row].ids_count >= MAX_IDS_PER_ALERT:
+    if row < 0 or alerts[row]["ids_count"] >= MAX_IDS_PER_ALERT:
         return
     k = counts[1]
     if k >= ids.shape[0]:
         counts[2] = 1
         return
     ids[k] = order_id
-    alerts[row].ids_count += 1
+    alerts[row]["ids_count"] += 1
     counts[1] = k + 1
 
 
