@@ -628,3 +628,14 @@ def book_replay(book: Any, trades: Any = None, *, center_ts: int, window_s: floa
     slider.js_on_change("value", CustomJS(args={"slider": slider, "frames": frames, "ladder": ladder, "now": now,
                                                 "times": times, "title": title}, code=_REPLAY_JS))
     return column(title, slider, row(ladder_fig, price_fig))
+
+
+def markdown_table(frame: pd.DataFrame, index: bool = True, floats: str = "{:.3g}") -> str:
+    """A DataFrame as a GitHub markdown table (for README figures printed by scripts)."""
+    table = frame.reset_index() if index else frame
+    def cell(value):
+        return floats.format(value) if isinstance(value, float) else str(value)
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body])

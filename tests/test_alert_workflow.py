@@ -90,7 +90,7 @@ def test_audit_trail_reproduces_the_case():
 
 
 def test_cases_persist_append_only_and_reload(store_url):
-    manager = AlertManager(store_url)
+    manager = AlertManager(store_url, persist=True)
     ids = manager.submit(frame(alert(0), alert(10), alert(5, kind="wash_trades", side=0)), run_id="run-1",
                          params={"spoofing": {"min_size_multiple": 5.0}})
     spoof_case = ids["case_id"][0]

@@ -13,8 +13,8 @@ them into *cases* an analyst works on:
 * every change is one appended audit row (``alert_audit``); nothing is updated in place.
   :func:`fold_case` rebuilds a case from its audit rows, so the trail reproduces its history.
 
-With a store, the manager writes alerts and audit rows as they happen (one short lease per
-call) and :meth:`AlertManager.load` rebuilds open cases from the store.
+With ``persist=True`` the manager writes alerts and audit rows as they happen (one short
+lease per call); :meth:`AlertManager.load` rebuilds the cases from the store and persists.
 """
 
 from __future__ import annotations
@@ -113,17 +113,18 @@ def _raise_severity(level: str, steps: int) -> str:
 class AlertManager:
     """Cases from alerts, with the workflow; see the module docstring.
 
-    ``store_url``: write alerts and audit rows to this store (None: keep them in memory only).
+    ``persist``: write alerts and audit rows to the store at ``store_url`` (None: the default
+    store) as they happen; without it everything stays in memory.
     """
 
-    def __init__(self, store_url: str | None = None, *, merge_window_s: float = 60.0,
-                 escalate_at: tuple[int, int] = (3, 10), persist: bool | None = None):
+    def __init__(self, store_url: str | None = None, *, persist: bool = False, merge_window_s: float = 60.0,
+                 escalate_at: tuple[int, int] = (3, 10)):
         if merge_window_s < 0:
             raise ValueError(f"merge_window_s={merge_window_s}: must be >= 0")
         if not 1 < escalate_at[0] <= escalate_at[1]:
             raise ValueError(f"escalate_at={escalate_at}: need 1 < first <= second")
         self.store_url = store_url
-        self.persist = store_url is not None if persist is None else persist
+        self.persist = persist
         self.merge_window_ns = int(merge_window_s * 1e9)
         self.escalate_at = escalate_at
         self.cases: dict[str, Case] = {}
@@ -220,7 +221,7 @@ class AlertManager:
         """A manager holding the cases in the store (all, or one symbol's), rebuilt from their audit rows."""
         from genesis.store import connect
 
-        manager = cls(store_url, **options)
+        manager = cls(store_url, persist=True, **options)
         symbol_filter = " AND symbol = {symbol:String}" if symbol else ""
         with connect(store_url) as store:
             heads = store.query_rows(

@@ -60,6 +60,15 @@ def _cmd_case(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rates(args: argparse.Namespace) -> int:
+    from genesis.surveillance.store import alert_rates
+    from genesis.viz import markdown_table
+
+    rates = alert_rates(args.store, args.symbol or None)
+    print(markdown_table(rates, floats="{:g}") if args.markdown else rates.to_string())
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from genesis.surveillance.evaluate import main
 
@@ -96,6 +105,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     case.add_argument("--why", default=None, help="the reason (required for a state change)")
     case.add_argument("--store", default=None)
     case.set_defaults(handler=_cmd_case)
+
+    rates = surveil_sub.add_parser("rates", help="stored alerts per hour of market data, by symbol and kind")
+    rates.add_argument("--symbol", action="append", default=[], help="only these symbols (repeatable)")
+    rates.add_argument("--markdown", action="store_true", help="as a markdown table")
+    rates.add_argument("--store", default=None)
+    rates.set_defaults(handler=_cmd_rates)
 
     evaluate = surveil_sub.add_parser("evaluate", help="precision/recall of the detectors on simulated episodes")
     evaluate.add_argument("--seeds", type=int, default=5)

@@ -116,4 +116,25 @@ def run_surveillance(symbol: str, start: Any = None, end: Any = None, *, store_u
                            False, time.perf_counter() - began)
 
 
-__all__ = ["load_inputs", "run_surveillance", "SurveillanceRun"]
+def alert_rates(store_url: str | None = None, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+    """Alerts per hour of market data, by symbol and kind: each symbol's stored alerts over the
+    time its book rows span (symbols with book rows but no alerts get zeros)."""
+    with connect(store_url) as store:
+        spans = store.query_df(
+            "SELECT symbol, (toUnixTimestamp64Nano(max(exch_ts)) - toUnixTimestamp64Nano(min(exch_ts))) / 3.6e12"
+            " AS hours FROM book_snapshots WHERE sampling = 'event' GROUP BY symbol")
+        counts = store.query_df("SELECT symbol, kind, count() AS alerts FROM alerts GROUP BY symbol, kind")
+    if symbols:
+        spans = spans[spans["symbol"].isin(symbols)]
+    if not len(counts):
+        counts = pd.DataFrame({"symbol": pd.Series(dtype=str), "kind": pd.Series(dtype=str),
+                               "alerts": pd.Series(dtype=int)})
+    table = counts.pivot_table(index="symbol", columns="kind", values="alerts", aggfunc="sum", fill_value=0)
+    table = table.reindex(spans["symbol"], fill_value=0)
+    hours = spans.set_index("symbol")["hours"]
+    rates = table.div(hours, axis=0).round(1)
+    rates.insert(0, "hours", hours.round(3))
+    return rates.sort_index()
+
+
+__all__ = ["load_inputs", "run_surveillance", "alert_rates", "SurveillanceRun"]
