@@ -65,7 +65,7 @@ def _cmd_rates(args: argparse.Namespace) -> int:
     from genesis.viz import markdown_table
 
     rates = alert_rates(args.store, args.symbol or None)
-    print(markdown_table(rates, floats="{:g}") if args.markdown else rates.to_string())
+    print(markdown_table(rates, floats="{:.3g}") if args.markdown else rates.round(3).to_string())
     return 0
 
 

@@ -132,8 +132,8 @@ def alert_rates(store_url: str | None = None, symbols: Sequence[str] | None = No
     table = counts.pivot_table(index="symbol", columns="kind", values="alerts", aggfunc="sum", fill_value=0)
     table = table.reindex(spans["symbol"], fill_value=0)
     hours = spans.set_index("symbol")["hours"]
-    rates = table.div(hours, axis=0).round(1)
-    rates.insert(0, "hours", hours.round(3))
+    rates = table.div(hours, axis=0)
+    rates.insert(0, "hours", hours)
     return rates.sort_index()
 
 
