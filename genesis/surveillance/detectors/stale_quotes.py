@@ -31,7 +31,7 @@ STALE = KIND_CODES["stale_quotes"]
 
 @dataclass(frozen=True)
 class StaleParams:
-    max_age_s: float = 3.0  # the top of the book unchanged for longer than this (exchange time) is stale
+    max_age_s: float = 2.0  # the top of the book unchanged for longer than this (exchange time) is stale
     min_trades: int = 5  # ... if at least this many trades printed meanwhile
     age_saturation: float = 10.0  # age / max_age_s at which the score reaches 100 (50 at 1)
     through_bonus: float = 30.0  # score added when trades printed through the stale quote
