@@ -1,0 +1,185 @@
+"""Momentum ignition (trades): a burst of large aggressive orders on one side, then, within
+seconds, a large aggressive reversal on the other.
+
+Trades are grouped into aggressive orders (consecutive trades with the same time and
+aggressor side: one order walking the book), an order being complete when the next trade
+differs. An order is *large* when its quantity is at least ``large_ratio`` times the typical
+aggressive order (exp of an EWMA of log quantity, half-life ``size_halflife`` orders).
+
+A *burst* is ``min_burst_orders`` large orders on one side within ``burst_window_s`` adding
+up to ``min_burst_volume`` typical orders or more; it goes on while more come within
+``burst_window_s`` of its last, and its volume is that of its busiest window (a burst
+sets off a cascade of followers: counting all of it would ask the reversal to undo the
+market's reaction as well). Then, within ``reversal_timeout_s`` of the burst's last order,
+orders on the other side of at least ``reversal_large_ratio`` typical orders, placed after
+the burst began, adding up within any ``reversal_window_s`` to at least ``reversal_ratio`` of
+the burst's volume make
+the alert, raised at the order completing the reversal. Trades without an aggressor side are
+ignored. Large orders are kept in a ring of ``RING`` (the last ones only: a degradation only
+for bursts of more than ``RING`` large orders within a window).
+
+Evidence: price = first trade price of the burst, size = burst volume, level = -1,
+metric = reversal volume / burst volume, n_events = large orders in burst and reversal.
+No order ids (trades carry none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from genesis.surveillance.base import (
+    KIND_CODES, SRC_NONE, SRC_TRADE, Detector, emit, next_source, score_from_ratio,
+)
+
+MOMENTUM = KIND_CODES["momentum_ignition"]
+
+
+@dataclass(frozen=True)
+class MomentumParams:
+    large_ratio: float = 2.5  # large order: quantity >= this x typical aggressive order
+    size_halflife: float = 500.0  # aggressive orders: half-life of the typical-size EWMA
+    warmup_orders: float = 100.0  # aggressive orders seen before any burst
+    burst_window_s: float = 1.5  # s: window of a burst
+    min_burst_orders: float = 8.0  # large same-side orders within the window for a burst ...
+    min_burst_volume: float = 33.0  # ... adding up to at least this x typical aggressive order
+    reversal_timeout_s: float = 8.0  # s: the reversal must complete this soon after the burst's last order
+    reversal_window_s: float = 3.0  # s: window of the reversal's large orders
+    reversal_ratio: float = 0.6  # reversal volume >= this x burst volume ...
+    reversal_large_ratio: float = 6.0  # ... counting orders of at least this x typical aggressive order
+    saturation_orders: float = 15.0  # burst orders scoring 100 on the size half of the score
+
+
+RING = 128
+# si
+I_NORDERS, I_CUR_TS, I_CUR_SIDE, I_HAVE_CUR, I_RING, I_STATE, I_BSIDE, I_BSTART, I_BEND, I_BN = range(10)
+SI_RING = 12
+R_TS, R_SIDE = range(2)
+NRI = 2
+# sf
+F_MEAN, F_CUR_QTY, F_CUR_PX, F_BVOL, F_BPX = range(5)
+SF_RING = 6
+RF_QTY, RF_PX = range(2)
+NRF = 2
+
+
+def _new_state(params: MomentumParams) -> tuple[np.ndarray, np.ndarray]:
+    si = np.zeros(SI_RING + RING * NRI, np.int64)
+    si[SI_RING::NRI] = np.iinfo(np.int64).min // 2  # empty ring slots are infinitely old
+    return si, np.zeros(SF_RING + RING * NRF, np.float64)
+
+
+@nb.njit(cache=True)
+def _order(p, si, sf, ring, ringf, ts, side, qty, price, alerts, ids, counts):
+    """One completed aggressive order."""
+    n = si[I_NORDERS]
+    typical = np.exp(sf[F_MEAN])
+    large = n >= p[2] and qty >= p[0] * typical
+    if qty > 0.0:
+        alpha = max(1.0 / (n + 1), 1.0 - 0.5 ** (1.0 / p[1]))
+        sf[F_MEAN] += alpha * (np.log(qty) - sf[F_MEAN])
+        si[I_NORDERS] = n + 1
+    bw = np.int64(p[3] * 1e9)
+    if si[I_STATE] == 1 and ts - si[I_BEND] > np.int64(p[6] * 1e9):
+        si[I_STATE] = 0  # no reversal in time
+    if not large:
+        return
+    r = si[I_RING]
+    ring[r, R_TS] = ts
+    ring[r, R_SIDE] = side
+    ringf[r, RF_QTY] = qty
+    ringf[r, RF_PX] = price
+    si[I_RING] = (r + 1) % RING
+    # large orders of this side within the burst window ending now
+    n_same = 0
+    vol = 0.0
+    start = ts
+    px = price
+    for k in range(RING):
+        if ring[k, R_SIDE] == side and ts - ring[k, R_TS] < bw:
+            n_same += 1
+            vol += ringf[k, RF_QTY]
+            if ring[k, R_TS] < start:
+                start = ring[k, R_TS]
+                px = ringf[k, RF_PX]
+    if si[I_STATE] == 1 and side == si[I_BSIDE]:
+        if ts - si[I_BEND] <= bw:  # the burst goes on: keep its busiest window
+            si[I_BEND] = ts
+            si[I_BN] = max(si[I_BN], n_same)
+            sf[F_BVOL] = max(sf[F_BVOL], vol)
+        return
+    if si[I_STATE] == 1:
+        # the other side: big orders since the burst began, within the reversal window
+        rw = np.int64(p[7] * 1e9)
+        rev = 0.0
+        n_rev = 0
+        big = p[9] * typical
+        for k in range(RING):
+            if ring[k, R_SIDE] == side and ring[k, R_TS] > si[I_BSTART] and ts - ring[k, R_TS] < rw \
+                    and ringf[k, RF_QTY] >= big:
+                rev += ringf[k, RF_QTY]
+                n_rev += 1
+        if rev >= p[8] * sf[F_BVOL]:
+            ratio = rev / sf[F_BVOL]
+            score = 0.5 * score_from_ratio(float(si[I_BN]), p[4], p[10]) + 0.5 * score_from_ratio(ratio, p[8], 1.0)
+            emit(alerts, counts, MOMENTUM, si[I_BSIDE], si[I_BSTART], ts, ts, score, sf[F_BPX], sf[F_BVOL], -1,
+                 ratio, si[I_BN] + n_rev)
+            si[I_STATE] = 0
+        return
+    if n_same >= p[4] and vol >= p[5] * typical:
+        si[I_STATE] = 1
+        si[I_BSIDE] = side
+        si[I_BSTART] = start
+        si[I_BEND] = ts
+        si[I_BN] = n_same
+        sf[F_BVOL] = vol
+        sf[F_BPX] = px
+
+
+@nb.njit(cache=True)
+def momentum_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_sz,
+                    o0, o1, t0, t1, b0, b1, alerts, ids, counts):
+    ring = si[SI_RING:SI_RING + RING * NRI].reshape((RING, NRI))
+    ringf = sf[SF_RING:SF_RING + RING * NRF].reshape((RING, NRF))
+    o, t, b = o0, t0, b0
+    while True:
+        src = next_source(orders, trades, book_ts, o, t, b, o1, t1, b1)
+        if src == SRC_NONE:
+            break
+        if src != SRC_TRADE:
+            if src == 0:
+                o += 1
+            else:
+                b += 1
+            continue
+        tr = trades[t]
+        t += 1
+        side = np.int64(tr.aggressor)
+        if side == 0:
+            continue
+        if si[I_HAVE_CUR] == 1 and tr.exch_ts == si[I_CUR_TS] and side == si[I_CUR_SIDE]:
+            sf[F_CUR_QTY] += tr.qty
+            continue
+        if si[I_HAVE_CUR] == 1:
+            _order(p, si, sf, ring, ringf, si[I_CUR_TS], si[I_CUR_SIDE], sf[F_CUR_QTY], sf[F_CUR_PX],
+                   alerts, ids, counts)
+        si[I_HAVE_CUR] = 1
+        si[I_CUR_TS] = tr.exch_ts
+        si[I_CUR_SIDE] = side
+        sf[F_CUR_QTY] = tr.qty
+        sf[F_CUR_PX] = tr.price
+
+
+DETECTOR = Detector(
+    name="momentum_ignition",
+    kinds=("momentum_ignition",),
+    inputs=("trades",),
+    params=MomentumParams(),
+    new_state=_new_state,
+    kernel=momentum_kernel,
+    metric="reversal volume / burst volume",
+    evidence={"price": "burst_first_price", "size": "burst_volume"},
+    description="a burst of large aggressive orders on one side, reversed by the other side within seconds",
+)
