@@ -18,6 +18,7 @@ S = 1_000_000_000
 TICK = 0.01
 # fast smoothing ~ the current value, a baseline that barely moves: features read off the inputs
 SHARP = dict(fast_halflife_s=0.05, slow_halflife_s=1e6, warmup_s=20.0)
+MANIP3 = dict(manip_enter_alerts=3, manip_window_s=30.0)  # three alerts within 30 s
 
 
 def book_with_spread(spread_ticks: np.ndarray, dt=0.1) -> Book:
@@ -84,14 +85,18 @@ def test_warmup_keeps_book_flags_off():
 def test_manipulation_alerts_within_the_window():
     book = book_with_spread(np.ones(2000))  # 200 s
     at = T0 + np.array([100, 110, 125]) * S
-    codes = classify(book, alerts=at, min_dwell_s=0.0)
+    codes = classify(book, alerts=at, min_dwell_s=0.0, **MANIP3)
     ep = runs(book, codes)
     assert list(ep.regime) == ["calm", "manipulation_suspected", "calm"]
     assert ep.start.iloc[1] == pytest.approx(125.0, abs=0.1)  # the third alert
     assert ep.start.iloc[2] == pytest.approx(155.0, abs=0.1)  # no alert for manip_window_s
     # two alerts, or three spread wider than the window, are not enough
-    assert (classify(book, alerts=at[:2]) == CALM).all()
-    assert (classify(book, alerts=T0 + np.array([50, 75, 100]) * S) == CALM).all()
+    assert (classify(book, alerts=at[:2], **MANIP3) == CALM).all()
+    assert (classify(book, alerts=T0 + np.array([50, 75, 100]) * S, **MANIP3) == CALM).all()
+    # the default: one alert holds the regime for a minute
+    ep = runs(book, classify(book, alerts=at[:1], min_dwell_s=0.0))
+    assert list(ep.regime) == ["calm", "manipulation_suspected", "calm"]
+    assert ep.end.iloc[1] - ep.start.iloc[1] == pytest.approx(60.0, abs=0.1)
 
 
 def test_alert_frames_count_only_manipulation_kinds_of_high_score():
@@ -117,7 +122,7 @@ def test_priority_manipulation_over_stressed_over_hot():
     t = np.arange(0, 200, 0.1)
     book = book_with_spread(np.where((t >= 100) & (t < 150), 4.0, 1.0))
     at = T0 + np.array([110, 111, 112]) * S
-    codes = classify(book, alerts=at, **SHARP, min_dwell_s=0.0)
+    codes = classify(book, alerts=at, **SHARP, **MANIP3, min_dwell_s=0.0)
     ep = runs(book, codes)
     assert list(ep.regime) == ["calm", "stressed", "manipulation_suspected", "stressed", "calm"]
     assert REGIMES[MANIPULATION_SUSPECTED] == "manipulation_suspected" and STRESSED > EXECUTION_HOT > CALM

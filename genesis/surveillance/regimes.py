@@ -66,8 +66,8 @@ class RegimeParams:
     stress_depth_exit: float = 0.6  # ... until it is above this x baseline
     hot_enter: float = 3.0  # execution-hot when the short trade rate >= this x its baseline ...
     hot_exit: float = 1.8  # ... until it is below this x baseline
-    manip_enter_alerts: int = 3  # manipulation-suspected with at least this many manipulation alerts ...
-    manip_window_s: float = 30.0  # ... raised within this many seconds; it ends when none was
+    manip_enter_alerts: int = 1  # manipulation-suspected with at least this many manipulation alerts ...
+    manip_window_s: float = 60.0  # ... raised within this many seconds; it ends when none was
     min_dwell_s: float = 10.0  # a regime lasts at least this long before a less severe one replaces it
     warmup_s: float = 60.0  # book and trade flags stay off this long after the first row
     min_alert_score: float = 60.0  # classify_regimes counts manipulation alerts scoring at least this (high+)

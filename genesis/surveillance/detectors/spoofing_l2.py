@@ -66,7 +66,8 @@ class SpoofL2Params:
     halflife_s: float = 60.0  # half-life of the typical-addition average, seconds of exchange time
     warmup_s: float = 30.0  # no candidate before this long after the first row
     max_candidates: int = 64  # live candidates kept (the oldest is overwritten when full)
-    ratio_saturation: float = 3.0  # (added / typical) / size_ratio at which the score reaches 100
+    ratio_saturation: float = 10.0  # (added / typical) / size_ratio at which the score reaches 100 (50 at 1):
+    #                                L2 inference is weak evidence, so its scores rise slowly
     min_life_s: float = 0.5  # pulled sooner than this is requoting, not a spoof (a spoof must be seen)
     level_ratio: float = 0.75  # added size >= this x the mean level size near the touch (time-weighted
     #                            mean): the add must be level-sized, not just beat dust-sized adds
