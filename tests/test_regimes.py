@@ -18,7 +18,6 @@ S = 1_000_000_000
 TICK = 0.01
 # fast smoothing ~ the current value, a baseline that barely moves: features read off the inputs
 SHARP = dict(fast_halflife_s=0.05, slow_halflife_s=1e6, warmup_s=20.0)
-MANIP3 = dict(manip_enter_alerts=3, manip_window_s=30.0)  # three alerts within 30 s
 
 
 def book_with_spread(spread_ticks: np.ndarray, dt=0.1) -> Book:
@@ -82,21 +81,36 @@ def test_warmup_keeps_book_flags_off():
     assert (classify(book, **SHARP) == CALM).all()
 
 
-def test_manipulation_alerts_within_the_window():
+def test_manipulation_one_alert_on_a_quiet_instrument():
     book = book_with_spread(np.ones(2000))  # 200 s
-    at = T0 + np.array([100, 110, 125]) * S
-    codes = classify(book, alerts=at, min_dwell_s=0.0, **MANIP3)
-    ep = runs(book, codes)
+    at = T0 + np.array([100]) * S
+    ep = runs(book, classify(book, alerts=at, min_dwell_s=0.0))
     assert list(ep.regime) == ["calm", "manipulation_suspected", "calm"]
-    assert ep.start.iloc[1] == pytest.approx(125.0, abs=0.1)  # the third alert
-    assert ep.start.iloc[2] == pytest.approx(155.0, abs=0.1)  # no alert for manip_window_s
-    # two alerts, or three spread wider than the window, are not enough
-    assert (classify(book, alerts=at[:2], **MANIP3) == CALM).all()
-    assert (classify(book, alerts=T0 + np.array([50, 75, 100]) * S, **MANIP3) == CALM).all()
-    # the default: one alert holds the regime for a minute
-    ep = runs(book, classify(book, alerts=at[:1], min_dwell_s=0.0))
+    assert ep.start.iloc[1] == pytest.approx(100.0, abs=0.1)
+    assert ep.end.iloc[1] == pytest.approx(130.0, abs=0.2)  # the count halves in manip_halflife_s
+    # a higher bar: three alerts needed; two within the half-life are not enough, three are
+    strict = dict(manip_min_alerts=2.5, min_dwell_s=0.0)
+    assert (classify(book, alerts=T0 + np.array([100, 110]) * S, **strict) == CALM).all()
+    ep = runs(book, classify(book, alerts=T0 + np.array([100, 105, 110]) * S, **strict))
     assert list(ep.regime) == ["calm", "manipulation_suspected", "calm"]
-    assert ep.end.iloc[1] - ep.start.iloc[1] == pytest.approx(60.0, abs=0.1)
+    assert ep.start.iloc[1] == pytest.approx(110.0, abs=0.1)
+
+
+def test_manipulation_adapts_to_the_usual_alert_rate():
+    # a detector firing every 20 s all day is the instrument's normal; a burst of ten is not
+    n = 72_000  # 2 h of rows every 100 ms
+    book = book_with_spread(np.ones(n))
+    steady = np.arange(0, 7200, 20.0)
+    burst = 6000 + np.arange(10) * 1.0
+    codes = classify(book, alerts=T0 + np.round(np.sort(np.r_[steady, burst]) * S).astype(np.int64),
+                     min_dwell_s=0.0)
+    t = secs(book.ts)
+    late = t > 3600
+    manip = codes == MANIPULATION_SUSPECTED
+    assert not manip[late & ((t < 6000) | (t > 6100))].any()
+    assert manip[(t > 6009) & (t < 6015)].all()
+    # the same steady alerts with no history read as a surge at first (the quiet prior)
+    assert manip[t < 600].any()
 
 
 def test_alert_frames_count_only_manipulation_kinds_of_high_score():
@@ -122,7 +136,7 @@ def test_priority_manipulation_over_stressed_over_hot():
     t = np.arange(0, 200, 0.1)
     book = book_with_spread(np.where((t >= 100) & (t < 150), 4.0, 1.0))
     at = T0 + np.array([110, 111, 112]) * S
-    codes = classify(book, alerts=at, **SHARP, **MANIP3, min_dwell_s=0.0)
+    codes = classify(book, alerts=at, **SHARP, manip_halflife_s=5.0, min_dwell_s=0.0)
     ep = runs(book, codes)
     assert list(ep.regime) == ["calm", "stressed", "manipulation_suspected", "stressed", "calm"]
     assert REGIMES[MANIPULATION_SUSPECTED] == "manipulation_suspected" and STRESSED > EXECUTION_HOT > CALM
@@ -133,6 +147,8 @@ def test_params_need_hysteresis():
         RegimeParams(hot_enter=1.5, hot_exit=2.0)
     with pytest.raises(ValueError, match="hysteresis"):
         RegimeParams(stress_depth_enter=0.8, stress_depth_exit=0.5)
+    with pytest.raises(ValueError, match="hysteresis"):
+        RegimeParams(manip_exit_frac=1.0)
     with pytest.raises(ValueError, match="min_dwell_s"):
         RegimeParams(min_dwell_s=-1)
 
@@ -144,7 +160,7 @@ def test_chunked_tracker_equals_batch():
     inputs = Inputs.from_events(sim.events)
     rng = np.random.default_rng(4)
     alert_ts = inputs.book.ts[0] + np.array([150, 155, 160, 250, 285, 290, 370]) * S + rng.integers(0, S, 7)
-    params = RegimeParams(min_dwell_s=5.0, warmup_s=30.0, manip_enter_alerts=2, stress_spread_enter=1.6,
+    params = RegimeParams(min_dwell_s=5.0, warmup_s=30.0, manip_halflife_s=10.0, stress_spread_enter=1.6,
                           stress_spread_exit=1.2, hot_enter=2.0, hot_exit=1.5)
     batch = classify_regimes(inputs, alert_ts, params)
     assert len(np.unique(batch)) >= 3  # the run goes through several regimes

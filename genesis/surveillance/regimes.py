@@ -15,8 +15,11 @@ Features (times are exchange time; EWMAs are weighted by the time a value held):
 * ``trade_ratio``: trades per second over ``fast_trade_halflife_s`` / over
   ``slow_halflife_s`` (decayed counts, normalised for the time observed so the start is not
   read as a burst);
-* ``manipulation alerts``: alerts of :data:`MANIPULATION_KINDS` scoring at least
-  ``min_alert_score`` (high severity) raised within the last ``manip_window_s``.
+* ``recent alerts``: alerts of :data:`MANIPULATION_KINDS` scoring at least ``min_alert_score``
+  (high severity), counted with a decay of half-life ``manip_halflife_s``; and the *usual*
+  count: the instrument's alert rate over ``manip_baseline_halflife_s`` (read as if at least
+  ``manip_baseline_min_s`` had been observed, so a stream's first alert is not its own
+  baseline) times the mean life of a count, ``manip_halflife_s / ln 2``.
 
 Flags, each with an entry threshold beyond its exit threshold (hysteresis: a signal
 hovering around the entry value does not flicker):
@@ -25,8 +28,11 @@ hovering around the entry value does not flicker):
   ``depth_ratio <= stress_depth_enter``; leaves when ``spread_ratio < stress_spread_exit`` and
   ``depth_ratio > stress_depth_exit``;
 * **execution-hot**: enters when ``trade_ratio >= hot_enter``; leaves below ``hot_exit``;
-* **manipulation-suspected**: enters when at least ``manip_enter_alerts`` manipulation alerts
-  were raised within ``manip_window_s``; leaves when none was.
+* **manipulation-suspected**: enters when the recent count reaches
+  ``max(manip_min_alerts, manip_rate_mult x usual count)``: on a quiet instrument one high
+  alert; where detectors fire all day, a burst well above their usual rate. It leaves when
+  the recent count falls below ``manip_exit_frac`` x the entry level (one alert on a quiet
+  instrument: after one half-life).
 
 Book and trade flags stay off for the first ``warmup_s`` (baselines are not yet meaningful).
 The regime is the most severe flag on: manipulation-suspected (3) > stressed (2) >
@@ -66,8 +72,12 @@ class RegimeParams:
     stress_depth_exit: float = 0.6  # ... until it is above this x baseline
     hot_enter: float = 3.0  # execution-hot when the short trade rate >= this x its baseline ...
     hot_exit: float = 1.8  # ... until it is below this x baseline
-    manip_enter_alerts: int = 1  # manipulation-suspected with at least this many manipulation alerts ...
-    manip_window_s: float = 60.0  # ... raised within this many seconds; it ends when none was
+    manip_halflife_s: float = 30.0  # recent manipulation alerts: a count decaying with this half-life
+    manip_min_alerts: float = 1.0  # manipulation-suspected needs a recent count of at least this ...
+    manip_rate_mult: float = 3.0  # ... and at least this x the count the instrument's usual alert rate gives
+    manip_exit_frac: float = 0.5  # it ends when the recent count falls below this x the entry level
+    manip_baseline_halflife_s: float = 3600.0  # the usual alert rate: decayed over this half-life ...
+    manip_baseline_min_s: float = 600.0  # ... and read as if at least this long was observed (a quiet prior)
     min_dwell_s: float = 10.0  # a regime lasts at least this long before a less severe one replaces it
     warmup_s: float = 60.0  # book and trade flags stay off this long after the first row
     min_alert_score: float = 60.0  # classify_regimes counts manipulation alerts scoring at least this (high+)
@@ -83,9 +93,11 @@ class RegimeParams:
             if getattr(self, enter) < getattr(self, leave):
                 raise ValueError(f"RegimeParams.{enter} must be beyond {leave} (hysteresis): "
                                  f"{getattr(self, enter)} < {getattr(self, leave)}")
-        if self.manip_enter_alerts < 1 or self.levels < 1:
-            raise ValueError("RegimeParams.manip_enter_alerts and levels must be >= 1")
-        if min(self.fast_halflife_s, self.slow_halflife_s, self.fast_trade_halflife_s) <= 0:
+        if self.levels < 1 or self.manip_min_alerts <= 0 or not 0 < self.manip_exit_frac < 1:
+            raise ValueError("RegimeParams: levels >= 1, manip_min_alerts > 0 and 0 < manip_exit_frac < 1 "
+                             "(hysteresis) are needed")
+        if min(self.fast_halflife_s, self.slow_halflife_s, self.fast_trade_halflife_s, self.manip_halflife_s,
+               self.manip_baseline_halflife_s) <= 0:
             raise ValueError("RegimeParams half-lives must be > 0")
 
     @property
@@ -93,19 +105,21 @@ class RegimeParams:
         return np.array([float(getattr(self, f.name)) for f in fields(self)], np.float64)
 
 
-# si: started, first_ts, last_book_ts, regime, regime_since, stressed, hot, manip, alerts seen, rate_ts,
-#     first_trade_ts, then a ring of the last manip_enter_alerts alert times
-SI_HEAD = 11
-# sf: spread fast / slow EWMA slots, log depth fast / slow EWMA slots, trade rate fast, slow
+# si: started, first_ts, last_book_ts, regime, regime_since, stressed, hot, manip, first event ts, rate_ts,
+#     first_trade_ts, alert decay ts
+SI_LEN = 12
+# sf: spread fast / slow EWMA slots, log depth fast / slow EWMA slots, trade rate fast, slow, alert count
+#     recent, alert count baseline, manipulation entry level at the last row
 SF_SPREAD_FAST, SF_SPREAD_SLOW = 0, EWMA_SLOT
 SF_DEPTH_FAST, SF_DEPTH_SLOW = 2 * EWMA_SLOT, 3 * EWMA_SLOT
 SF_RATE_FAST, SF_RATE_SLOW = 4 * EWMA_SLOT, 4 * EWMA_SLOT + 1
-SF_LEN = 4 * EWMA_SLOT + 2
+SF_ALERTS_FAST, SF_ALERTS_SLOW, SF_MANIP_LEVEL = 4 * EWMA_SLOT + 2, 4 * EWMA_SLOT + 3, 4 * EWMA_SLOT + 4
+SF_LEN = 4 * EWMA_SLOT + 5
 
 
 def new_regime_state(params: RegimeParams) -> tuple[np.ndarray, np.ndarray]:
     """Initial (si int64, sf float64) state of the regime kernel."""
-    return np.zeros(SI_HEAD + int(params.manip_enter_alerts), np.int64), np.zeros(SF_LEN, np.float64)
+    return np.zeros(SI_LEN, np.int64), np.zeros(SF_LEN, np.float64)
 
 
 @nb.njit(cache=True, inline="always")
@@ -116,6 +130,15 @@ def _decay_rates(p, si, sf, ts):
     sf[SF_RATE_FAST] *= np.exp(-dt * LN2 / p[3])
     sf[SF_RATE_SLOW] *= np.exp(-dt * LN2 / p[2])
     si[9] = ts
+
+
+@nb.njit(cache=True, inline="always")
+def _decay_alerts(p, si, sf, ts):
+    if si[11] != 0 and ts > si[11]:
+        dt = (ts - si[11]) / 1e9
+        sf[SF_ALERTS_FAST] *= np.exp(-dt * LN2 / p[10])
+        sf[SF_ALERTS_SLOW] *= np.exp(-dt * LN2 / p[14])
+    si[11] = max(si[11], ts)
 
 
 @nb.njit(cache=True, inline="always")
@@ -131,10 +154,8 @@ def regime_kernel(p, si, sf, book_ts, bid_px, bid_sz, ask_px, ask_sz, trade_ts, 
     """Regime code of book rows ``b0:b1`` into ``codes[0:b1-b0]`` (merged with trades ``t0:t1``
     and alert times ``a0:a1``; ties: alerts, trades, book)."""
     k = int(p[0])
-    n_ring = int(p[10])
-    window = p[11] * 1e9
-    dwell = p[12] * 1e9
-    warm_ns = p[13] * 1e9
+    dwell = p[16] * 1e9
+    warm_ns = p[17] * 1e9
     b, t, a = b0, t0, a0
     while b < b1 or t < t1 or a < a1:
         # next source in time order, ties alerts < trades < book
@@ -149,9 +170,12 @@ def regime_kernel(p, si, sf, book_ts, bid_px, bid_sz, ask_px, ask_sz, trade_ts, 
         if b < b1 and (src < 0 or book_ts[b] < ts):
             src = 2
             ts = book_ts[b]
+        if si[8] == 0:
+            si[8] = ts
         if src == 0:
-            si[SI_HEAD + si[8] % n_ring] = ts
-            si[8] += 1
+            _decay_alerts(p, si, sf, ts)
+            sf[SF_ALERTS_FAST] += 1.0
+            sf[SF_ALERTS_SLOW] += 1.0
             a += 1
             continue
         if src == 1:
@@ -199,12 +223,17 @@ def regime_kernel(p, si, sf, book_ts, bid_px, bid_sz, ask_px, ask_sz, trade_ts, 
             si[6] = 1 if warm and trade_ratio >= p[8] else 0
         else:
             si[6] = 1 if trade_ratio >= p[9] else 0
-        # manipulation-suspected
-        seen = si[8]
+        # manipulation-suspected: the recent alert count against the count the usual rate gives
+        _decay_alerts(p, si, sf, ts)
+        observed = max((ts - si[8]) / 1e9, p[15])
+        usual_rate = _rate(sf[SF_ALERTS_SLOW] * LN2 / p[14], p[14], observed)  # alerts per second
+        usual_count = usual_rate * p[10] / LN2  # the recent count that rate keeps up on average
+        level = max(p[11], p[12] * usual_count)
+        sf[SF_MANIP_LEVEL] = level
         if si[7] == 0:
-            si[7] = 1 if seen >= n_ring and si[SI_HEAD + (seen - n_ring) % n_ring] > ts - window else 0
+            si[7] = 1 if sf[SF_ALERTS_FAST] >= level else 0
         else:
-            si[7] = 1 if seen > 0 and si[SI_HEAD + (seen - 1) % n_ring] > ts - window else 0
+            si[7] = 0 if sf[SF_ALERTS_FAST] < p[13] * level else 1
         want = 3 if si[7] else (2 if si[5] else (1 if si[6] else 0))
         if want > si[3] or (want < si[3] and ts - si[4] >= dwell):
             si[3] = want
