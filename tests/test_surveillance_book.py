@@ -213,7 +213,7 @@ def test_weighted_gap_reference():
         px = px[None, :].astype(float)
         if rng.random() < 0.3:
             px[0, rng.integers(2, 8):] = np.nan
-        g, lvl, worst = bc.weighted_gap.py_func(px, 0, 5, TICK, 10.0, 1)
+        g, lvl, worst = bc.weighted_gap.py_func(px, 0, 5, TICK, 10.0)
         ref = []
         for j in range(4):
             a, c = px[0, j], px[0, j + 1]

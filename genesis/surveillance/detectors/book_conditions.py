@@ -25,10 +25,12 @@ Conditions (side 1 = bid, -1 = ask):
   ``levels`` levels, weighted ``1 / (i + 1)`` for the gap after level ``i`` (a hole next to
   the touch weighs most); a level missing from the book counts as ``empty_level_ticks``.
   The tick is the smallest positive price step seen between adjacent levels. Fires when the
-  weighted gap is at least ``max(min_gap_ticks, ratio_enter x baseline)``.
+  weighted gap is at least ``max(min_gap_ticks, ratio_enter x typical)``, typical being the
+  time-weighted geometric mean of ``1 + gap`` less 1 (sparse books have heavy-tailed gaps).
 * ``depth_shock``: per side, the size on the first ``levels`` levels falls to at most
   ``1 - drop_enter`` of its reference: the smaller of its maximum over the last ``window_s``
-  (a fast drop) and its EWMA baseline (a momentary spike of size is not the reference).
+  (a fast drop) and its baseline, a time-weighted geometric mean (a large order that comes
+  and goes is not the reference).
   The reference is frozen at entry; the episode lasts while depth stays below
   ``1 - drop_exit`` of it.
 * ``spread_shock``: z-score of the spread over its EWMA mean and deviation (the deviation
@@ -183,7 +185,7 @@ def _gap_state(params: GapParams):
 
 
 @_inline
-def weighted_gap(px, b, k, tick, empty_ticks, side):
+def weighted_gap(px, b, k, tick, empty_ticks):
     """Weighted empty ticks among the first ``k`` levels of one side; returns (gap, worst level, worst ticks)."""
     total = 0.0
     worst_level = -1
@@ -242,7 +244,7 @@ def gap_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_s
             for s in range(2):
                 px = bid_px if s == 0 else ask_px
                 side = 1 if s == 0 else -1
-                g, lvl, worst = weighted_gap(px, b, k, tick, p[5], side)
+                g, lvl, worst = weighted_gap(px, b, k, tick, p[5])
                 e = 1 + s * EWMA_SLOT
                 # typical gap: geometric mean of (1 + gap), robust to the heavy tail of sparse books
                 base = np.exp(sf[e]) - 1.0 if sf[e + 2] != 0.0 else np.inf

@@ -49,6 +49,8 @@ class MomentumParams:
     reversal_window_s: float = 3.0  # s: window of the reversal's large orders
     reversal_ratio: float = 0.6  # reversal volume >= this x burst volume ...
     reversal_large_ratio: float = 6.0  # ... counting orders of at least this x typical aggressive order
+    min_move_ticks: float = 6.0  # the burst moves the trade price this many ticks its way (tick: the
+    # smallest positive change between successive trade prices seen so far)
     saturation_orders: float = 15.0  # burst orders scoring 100 on the size half of the score
 
 
@@ -59,8 +61,8 @@ SI_RING = 12
 R_TS, R_SIDE = range(2)
 NRI = 2
 # sf
-F_MEAN, F_CUR_QTY, F_CUR_PX, F_BVOL, F_BPX = range(5)
-SF_RING = 6
+F_MEAN, F_CUR_QTY, F_CUR_PX, F_BVOL, F_BPX, F_CUR_LASTPX, F_TICK, F_PREVPX, F_BPEAK = range(9)
+SF_RING = 10
 RF_QTY, RF_PX = range(2)
 NRF = 2
 
@@ -68,12 +70,15 @@ NRF = 2
 def _new_state(params: MomentumParams) -> tuple[np.ndarray, np.ndarray]:
     si = np.zeros(SI_RING + RING * NRI, np.int64)
     si[SI_RING::NRI] = np.iinfo(np.int64).min // 2  # empty ring slots are infinitely old
-    return si, np.zeros(SF_RING + RING * NRF, np.float64)
+    sf = np.zeros(SF_RING + RING * NRF, np.float64)
+    sf[F_TICK] = np.inf
+    sf[F_PREVPX] = np.nan
+    return si, sf
 
 
 @nb.njit(cache=True)
-def _order(p, si, sf, ring, ringf, ts, side, qty, price, alerts, ids, counts):
-    """One completed aggressive order."""
+def _order(p, si, sf, ring, ringf, ts, side, qty, price, last_price, alerts, ids, counts):
+    """One completed aggressive order: ``price`` of its first trade, ``last_price`` of its last."""
     n = si[I_NORDERS]
     typical = np.exp(sf[F_MEAN])
     large = n >= p[2] and qty >= p[0] * typical
@@ -106,6 +111,8 @@ def _order(p, si, sf, ring, ringf, ts, side, qty, price, alerts, ids, counts):
                 px = ringf[k, RF_PX]
     if si[I_STATE] == 1 and side == si[I_BSIDE]:
         if ts - si[I_BEND] <= bw:  # the burst goes on: keep its busiest window
+            if side * (last_price - sf[F_BPEAK]) > 0:
+                sf[F_BPEAK] = last_price
             si[I_BEND] = ts
             si[I_BN] = max(si[I_BN], n_same)
             sf[F_BVOL] = max(sf[F_BVOL], vol)
@@ -121,9 +128,10 @@ def _order(p, si, sf, ring, ringf, ts, side, qty, price, alerts, ids, counts):
                     and ringf[k, RF_QTY] >= big:
                 rev += ringf[k, RF_QTY]
                 n_rev += 1
-        if rev >= p[8] * sf[F_BVOL]:
+        moved = si[I_BSIDE] * (sf[F_BPEAK] - sf[F_BPX]) >= p[10] * sf[F_TICK] - 1e-9 * abs(sf[F_BPX])
+        if rev >= p[8] * sf[F_BVOL] and moved:
             ratio = rev / sf[F_BVOL]
-            score = 0.5 * score_from_ratio(float(si[I_BN]), p[4], p[10]) + 0.5 * score_from_ratio(ratio, p[8], 1.0)
+            score = 0.5 * score_from_ratio(float(si[I_BN]), p[4], p[11]) + 0.5 * score_from_ratio(ratio, p[8], 1.0)
             emit(alerts, counts, MOMENTUM, si[I_BSIDE], si[I_BSTART], ts, ts, score, sf[F_BPX], sf[F_BVOL], -1,
                  ratio, si[I_BN] + n_rev)
             si[I_STATE] = 0
@@ -136,6 +144,7 @@ def _order(p, si, sf, ring, ringf, ts, side, qty, price, alerts, ids, counts):
         si[I_BN] = n_same
         sf[F_BVOL] = vol
         sf[F_BPX] = px
+        sf[F_BPEAK] = last_price if side * (last_price - px) > 0 else px
 
 
 @nb.njit(cache=True)
@@ -159,17 +168,23 @@ def momentum_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
         side = np.int64(tr.aggressor)
         if side == 0:
             continue
+        step = abs(tr.price - sf[F_PREVPX])
+        if step > 0.0:  # NaN (first trade) compares False
+            sf[F_TICK] = min(sf[F_TICK], step)
+        sf[F_PREVPX] = tr.price
         if si[I_HAVE_CUR] == 1 and tr.exch_ts == si[I_CUR_TS] and side == si[I_CUR_SIDE]:
             sf[F_CUR_QTY] += tr.qty
+            sf[F_CUR_LASTPX] = tr.price
             continue
         if si[I_HAVE_CUR] == 1:
             _order(p, si, sf, ring, ringf, si[I_CUR_TS], si[I_CUR_SIDE], sf[F_CUR_QTY], sf[F_CUR_PX],
-                   alerts, ids, counts)
+                   sf[F_CUR_LASTPX], alerts, ids, counts)
         si[I_HAVE_CUR] = 1
         si[I_CUR_TS] = tr.exch_ts
         si[I_CUR_SIDE] = side
         sf[F_CUR_QTY] = tr.qty
         sf[F_CUR_PX] = tr.price
+        sf[F_CUR_LASTPX] = tr.price
 
 
 DETECTOR = Detector(

@@ -9,14 +9,16 @@ seller-initiated trades print meanwhile).
 Rule, comparing each book row with the previous one (side 1 = bid, -1 = ask):
 
 1. *Add*: on levels ``min_level`` .. ``levels - 1`` of a side (by default 1 and 2: just behind
-   the touch, where size is seen but not filled), the size at a price rose by ``added``
-   (a new price behind the touch counts from 0). Size at a price better than the previous
-   best is not an add: a new touch is price improvement (market makers re-quoting as the
-   market moves), the commonest large "add then gone" on a real book. ``added`` is compared with the typical addition: the
-   time-decayed geometric mean of every size increase on those levels (half-life
-   ``halflife_s`` of exchange time; each increase weighs 1, decaying with age). An add of at
-   least ``size_ratio`` x typical, after ``warmup_s``, becomes a candidate (one per price and
-   side; at most ``max_candidates`` live, the oldest overwritten when full).
+   the touch, where size is seen but not filled), the size at a price rose by ``added`` (a
+   new price behind the touch counts from 0). Size at a price better than the previous best
+   is not an add: a new touch is price improvement (market makers re-quoting as the market
+   moves), the commonest large "add then gone" on a real book. ``added`` must be at least
+   ``size_ratio`` x the typical addition (the time-decayed geometric mean of every size
+   increase on those levels, half-life ``halflife_s`` of exchange time, each increase
+   weighing 1) and at least ``level_ratio`` x the mean level size near the touch (a
+   time-weighted mean: on a real book most additions are dust, so beating them alone means
+   little). After ``warmup_s`` such an add becomes a candidate (one per price and side; at
+   most ``max_candidates`` live, the oldest overwritten when full).
 2. *Executed*: trades at the candidate's price explain that much of a fall (fills of the
    orders queued ahead at that level, or of the added size itself).
 3. *Removed*: at a later row the size at that price has fallen from its peak since the add
@@ -71,7 +73,8 @@ class SpoofL2Params:
     min_life_s: float = 0.5  # pulled sooner than this is requoting, not a spoof (a spoof must be seen)
     level_ratio: float = 0.75  # added size >= this x the mean level size near the touch (time-weighted
     #                            mean): the add must be level-sized, not just beat dust-sized adds
-    min_level: int = 1  # adds at the touch (level 0) do not count: size there trades; a spoofer wants it seen, not filled
+    min_level: int = 1  # adds at the touch (level 0) do not count: size there trades; a spoof is meant
+    #                     to be seen, not filled
 
 
 # si header: started, first_ts, last_add_ts, buys, sells, have_prev, next slot, live count, previous row ts

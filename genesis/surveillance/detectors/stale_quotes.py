@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from genesis.surveillance.base import (KIND_CODES, SRC_BOOK, SRC_NONE, SRC_ORDER, SRC_TRADE, Detector, emit,
-                                       next_source, score_from_ratio)
+from genesis.surveillance.base import (KIND_CODES, SRC_NONE, SRC_ORDER, SRC_TRADE, Detector, emit, next_source,
+                                       score_from_ratio)
 
 STALE = KIND_CODES["stale_quotes"]
 
