@@ -161,17 +161,17 @@ def spoof_l2_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
             o += 1
             continue
         if src == SRC_TRADE:
-            ag = trades[t].aggressor
+            ag = trades[t]["aggressor"]
             if ag == 1:
                 si[3] += 1
             elif ag == -1:
                 si[4] += 1
             if si[7] > 0:
-                price = trades[t].price
+                price = trades[t]["price"]
                 for c in range(m):
                     ci = HI + c * CI
                     if si[ci] == 1 and _same_price(sf[cf0 + c * CF], price):
-                        sf[cf0 + c * CF + 3] += trades[t].qty  # fills at its price explain that much of a fall
+                        sf[cf0 + c * CF + 3] += trades[t]["qty"]  # fills at its price explain that much of a fall
             t += 1
             continue
         ts = book_ts[b]

@@ -62,7 +62,7 @@ def stale_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask
         if src == SRC_TRADE:
             if si[0] == 1:
                 si[2] += 1
-                px = trades[t].price
+                px = trades[t]["price"]
                 if px > sf[2] or px < sf[0]:  # NaN sides compare False: not "through"
                     si[3] += 1
             t += 1
