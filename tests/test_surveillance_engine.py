@@ -39,6 +39,17 @@ def test_crossed_and_locked_episodes():
     assert locked.severity == "low" and locked.n_events == 1
 
 
+def test_an_episode_open_at_the_end_of_the_stream_is_reported():
+    book = crossed_book_rows()
+    book.bid_px[9:, 0] = 101.5  # crossed from row 9 to the end
+    stream = SurveillanceStream("sim:T", [by_name("crossed_book")], sources=("book",))
+    during = stream.process(book=book)
+    assert during["kind"].tolist() == ["crossed_book", "locked_book"]  # the open one is not out yet
+    (end,) = stream.finish().itertuples()
+    assert (end.kind, end.start_ts, end.end_ts, end.at_ts) == ("crossed_book", 9 * S, 11 * S, 11 * S)
+    assert len(detect(Inputs("sim:T", book=book), [by_name("crossed_book")])) == 3
+
+
 def test_a_near_miss_does_not_fire():
     book = crossed_book_rows()
     book.bid_px[:, 0] = 100.99  # a tick under the ask throughout

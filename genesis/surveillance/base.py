@@ -15,8 +15,10 @@ one signature every detector shares::
   arrays; the kernel processes ``orders[o0:o1]``, ``trades[t0:t1]``, ``book[b0:b1]``, merged
   by time with ties broken orders < trades < book (:func:`next_source`);
 * ``alerts`` (ALERT_DTYPE), ``ids`` (int64 order ids referenced by alerts), ``counts``
-  (int64[3]: alerts written, ids written, overflow flag): outputs, appended at
-  ``counts[0]`` / ``counts[1]``. Use :func:`emit` and :func:`emit_id`.
+  (int64[4]: alerts written, ids written, overflow flag, *final*): outputs, appended at
+  ``counts[0]`` / ``counts[1]``. Use :func:`emit` and :func:`emit_id`. ``counts[3] == 1``
+  (:func:`is_final`) says the stream ends with this call (``finish()``; it may bring no rows):
+  a kernel then reports any episode still open, ending at the last event it saw.
 
 Because everything a kernel remembers is in ``si``/``sf`` and the merge order is fixed,
 processing a stream in any chunks (split at the same instant in every input, as
@@ -163,6 +165,12 @@ def emit(alerts, counts, code, side, start_ts, end_ts, at_ts, score, price, size
 
 
 @_inline
+def is_final(counts):
+    """True when the stream ends with this call: report episodes still open."""
+    return counts.shape[0] > 3 and counts[3] == 1
+
+
+@_inline
 def emit_id(alerts, ids, counts, row, order_id):
     """Add an order id to the evidence of alert ``row`` (at most MAX_IDS_PER_ALERT kept)."""
     if row < 0 or alerts[row]["ids_count"] >= MAX_IDS_PER_ALERT:
@@ -188,6 +196,6 @@ def score_from_ratio(ratio, threshold, saturation):
 
 __all__ = [
     "ALERT_DTYPE", "MAX_IDS_PER_ALERT", "SRC_ORDER", "SRC_TRADE", "SRC_BOOK", "SRC_NONE", "SEVERITIES",
-    "KIND_CODES", "KINDS", "MANIPULATION_KINDS", "severity", "Detector", "next_source", "emit", "emit_id",
+    "KIND_CODES", "KINDS", "MANIPULATION_KINDS", "severity", "Detector", "next_source", "emit", "emit_id", "is_final",
     "score_from_ratio",
 ]

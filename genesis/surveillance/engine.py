@@ -138,13 +138,14 @@ class _Runner:
         self.si = np.ascontiguousarray(si, dtype=np.int64)
         self.sf = np.ascontiguousarray(sf, dtype=np.float64)
 
-    def run(self, orders: np.ndarray, trades: np.ndarray, book: Book) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, orders: np.ndarray, trades: np.ndarray, book: Book, final: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
         # Room for several alerts per event, each with its full id list: np.empty only reserves
         # address space, so the generous bound costs nothing until written.
         capacity = ALERTS_PER_EVENT * (len(orders) + len(trades) + len(book)) + 64
         alerts = np.empty(capacity, ALERT_DTYPE)
         ids = np.empty(capacity * MAX_IDS_PER_ALERT, np.int64)
-        counts = np.zeros(3, np.int64)
+        counts = np.array([0, 0, 0, int(final)], np.int64)
         self.detector.kernel(self.p, self.si, self.sf, orders, trades, book.ts, book.bid_px, book.bid_sz, book.ask_px,
                              book.ask_sz, 0, len(orders), 0, len(trades), 0, len(book), alerts, ids, counts)
         if counts[2]:
@@ -209,19 +210,22 @@ class SurveillanceStream:
     def _release(self, watermark: int) -> pd.DataFrame:
         # Rows strictly before the watermark: a row at the watermark may still get a tie from a
         # source that has not reached it, and ties have a fixed order.
-        if watermark == np.iinfo(np.int64).max:
+        if watermark == np.iinfo(np.int64).max:  # the end of the stream
             no, nt, nb = len(self._orders), len(self._trades), len(self._book)
         else:
             no = int(np.searchsorted(self._orders["exch_ts"], watermark, "left"))
             nt = int(np.searchsorted(self._trades["exch_ts"], watermark, "left"))
             nb = int(np.searchsorted(self._book.ts, watermark, "left"))
-        if not (no or nt or nb):
+        final = watermark == np.iinfo(np.int64).max
+        if not (no or nt or nb or final):
             return self._no_alerts
         batches = []
-        for (o0, o1), (t0, t1), (b0, b1) in self._slices(no, nt, nb):
+        slices = list(self._slices(no, nt, nb)) or [((0, 0), (0, 0), (0, 0))]  # the end, even with no rows
+        for k, ((o0, o1), (t0, t1), (b0, b1)) in enumerate(slices):
             orders, trades, book = self._orders[o0:o1], self._trades[t0:t1], self._book.take(slice(b0, b1))
+            last = final and k == len(slices) - 1
             for runner in self.runners:
-                alerts, ids = runner.run(orders, trades, book)
+                alerts, ids = runner.run(orders, trades, book, last)
                 if len(alerts):
                     batches.append((runner.detector, alerts, ids))
         self._orders, self._trades = self._orders[no:], self._trades[nt:]
@@ -231,6 +235,8 @@ class SurveillanceStream:
     def _slices(self, no: int, nt: int, nb: int):
         """Cut ``[0, no) x [0, nt) x [0, nb)`` at common instants into slices of about CHUNK_EVENTS."""
         total = no + nt + nb
+        if total == 0:
+            return
         if total <= CHUNK_EVENTS:
             yield (0, no), (0, nt), (0, nb)
             return

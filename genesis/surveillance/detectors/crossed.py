@@ -3,7 +3,7 @@
 On a continuous venue a crossed book (bid > ask) cannot persist: it means a broken feed, a
 bad book rebuild, or a venue halt. A locked book (bid == ask) is legal but rare and short.
 An episode runs from the first book row in that condition to the row that ends it; the
-alert is raised at that row (or at the end of the stream, by ``finish``).
+alert is raised at that row, or at the end of the stream for an episode still open.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from genesis.surveillance.base import KIND_CODES, SRC_BOOK, SRC_NONE, Detector, emit, next_source
+from genesis.surveillance.base import KIND_CODES, SRC_BOOK, SRC_NONE, Detector, emit, is_final, next_source
 
 CROSSED = KIND_CODES["crossed_book"]
 LOCKED = KIND_CODES["locked_book"]
@@ -77,6 +77,8 @@ def crossed_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, a
             si[3] = ts
             sf[0] = max(sf[0], bid - ask)
         b += 1
+    if is_final(counts) and si[0] != 0:  # still crossed when the stream ends
+        _close(p, si, sf, alerts, counts, si[3])
 
 
 DETECTOR = Detector(
