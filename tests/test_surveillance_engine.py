@@ -50,6 +50,20 @@ def test_an_episode_open_at_the_end_of_the_stream_is_reported():
     assert len(detect(Inputs("sim:T", book=book), [by_name("crossed_book")])) == 3
 
 
+def test_a_stale_quote_still_standing_at_the_end_is_reported():
+    n = 3
+    ts = np.array([0, 1, 2], dtype=np.int64) * S  # the top of book changes at 0, 1 and 2 s, then never again
+    bid = np.array([[100.0], [100.0], [100.1]])
+    ask = np.full((n, 1), 101.0)
+    size = np.ones((n, 1))
+    trades = np.zeros(12, TRADE_DTYPE)
+    trades["exch_ts"] = (3 + np.arange(12)) * S  # twelve trades over the following 12 s
+    trades["price"], trades["qty"], trades["aggressor"] = 100.5, 1.0, 1
+    alerts = detect(Inputs("sim:T", trades=trades, book=Book(ts, bid, size, ask, size)), [by_name("stale_quotes")])
+    (stale,) = alerts.itertuples()
+    assert (stale.kind, stale.start_ts, stale.end_ts, stale.n_events) == ("stale_quotes", 2 * S, 14 * S, 12)
+
+
 def test_a_near_miss_does_not_fire():
     book = crossed_book_rows()
     book.bid_px[:, 0] = 100.99  # a tick under the ask throughout

@@ -50,8 +50,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from genesis.surveillance.base import (KIND_CODES, SRC_BOOK, SRC_NONE, SRC_ORDER, Detector, emit, next_source,
-                                       score_from_ratio)
+from genesis.surveillance.base import (KIND_CODES, SRC_BOOK, SRC_NONE, SRC_ORDER, Detector, emit, is_final,
+                                       next_source, score_from_ratio)
 
 LN2 = math.log(2.0)
 GAP = KIND_CODES["liquidity_gap"]
@@ -216,6 +216,16 @@ def update_tick(sf, px, b):
             sf[0] = d
 
 
+@_inline
+def _report_gap(p, si, sf, ei, ef, side, at_ts, min_dur, alerts, counts):
+    if si[ei + 2] - si[ei + 1] >= min_dur:
+        thr = max(p[3], p[1] * sf[ef + 3])
+        score = score_from_ratio(sf[ef] / thr, 1.0, p[10])
+        emit(alerts, counts, GAP, side, si[ei + 1], si[ei + 2], at_ts, score, sf[ef + 1], sf[ef + 2],
+             si[ei + 4], sf[ef], si[ei + 3])
+    si[ei] = 0
+
+
 @nb.njit(cache=True)
 def gap_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_sz,
                o0, o1, t0, t1, b0, b1, alerts, ids, counts):
@@ -254,12 +264,7 @@ def gap_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_s
                 ei = 3 + s * EP_I
                 ef = 1 + 2 * EWMA_SLOT + s * EP_F
                 if episode_due(si, ei, ts, stay, merge_ns):
-                    if si[ei + 2] - si[ei + 1] >= min_dur:
-                        thr = max(p[3], p[1] * sf[ef + 3])
-                        score = score_from_ratio(sf[ef] / thr, 1.0, p[10])
-                        emit(alerts, counts, GAP, side, si[ei + 1], si[ei + 2], ts, score, sf[ef + 1], sf[ef + 2],
-                             si[ei + 4], sf[ef], si[ei + 3])
-                    si[ei] = 0
+                    _report_gap(p, si, sf, ei, ef, side, ts, min_dur, alerts, counts)
                 price = px[b, lvl] if lvl >= 0 else np.nan
                 if episode_track(si, sf, ei, ef, ts, enter, stay, g, price, worst * (lvl + 1.0), lvl) == 1:
                     sf[ef + 3] = base
@@ -267,6 +272,12 @@ def gap_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_s
                 ewma_update(sf, e, np.log1p(g), dt, p[6])
         si[1] = ts
         b += 1
+    if is_final(counts):  # episodes still open when the stream ends
+        for s in range(2):
+            ei = 3 + s * EP_I
+            if si[ei] != 0:
+                _report_gap(p, si, sf, ei, 1 + 2 * EWMA_SLOT + s * EP_F, 1 if s == 0 else -1, si[1], min_dur,
+                            alerts, counts)
 
 
 GAP_DETECTOR = Detector(
@@ -303,6 +314,16 @@ def _depth_state(params: DepthParams):
     si = np.zeros(3 + 2 * EP_I + 2 * nb_, np.int64)
     si[3 + 2 * EP_I:] = -(2 ** 62)
     return si, np.zeros(2 * EWMA_SLOT + 2 * EP_F + 2 * nb_)
+
+
+@_inline
+def _report_depth(p, si, sf, ei, ef, side, at_ts, min_dur, alerts, counts):
+    if si[ei + 2] - si[ei + 1] >= min_dur:
+        peak = sf[ef]
+        score = score_from_ratio(peak, p[2], 1.0)  # 50 at drop_enter, 100 when the side is emptied
+        emit(alerts, counts, DEPTH, side, si[ei + 1], si[ei + 2], at_ts, score, sf[ef + 1], sf[ef + 2],
+             si[ei + 4], peak, si[ei + 3])
+    si[ei] = 0
 
 
 @nb.njit(cache=True)
@@ -353,12 +374,7 @@ def depth_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask
             ref_in = sf[ef + 3]
             stay = si[ei] != 0 and ref_in > 0.0 and d <= (1.0 - p[3]) * ref_in
             if episode_due(si, ei, ts, stay, merge_ns):
-                if si[ei + 2] - si[ei + 1] >= min_dur:
-                    peak = sf[ef]
-                    score = score_from_ratio(peak, p[2], 1.0)  # 50 at drop_enter, 100 when the side is emptied
-                    emit(alerts, counts, DEPTH, side, si[ei + 1], si[ei + 2], ts, score, sf[ef + 1], sf[ef + 2],
-                         si[ei + 4], peak, si[ei + 3])
-                si[ei] = 0
+                _report_depth(p, si, sf, ei, ef, side, ts, min_dur, alerts, counts)
                 stay = False
             touch = bid_px[b, 0] if s == 0 else ask_px[b, 0]
             in_drop = 1.0 - d / ref_in if ref_in > 0.0 else 0.0
@@ -379,6 +395,12 @@ def depth_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask
                 sf[fslot] = d
         si[1] = ts
         b += 1
+    if is_final(counts):  # episodes still open when the stream ends
+        for s in range(2):
+            ei = 3 + s * EP_I
+            if si[ei] != 0:
+                _report_depth(p, si, sf, ei, 2 * EWMA_SLOT + s * EP_F, 1 if s == 0 else -1, si[1], min_dur,
+                              alerts, counts)
 
 
 DEPTH_DETECTOR = Detector(
@@ -413,6 +435,14 @@ def _spread_state(params: SpreadParams):
     return np.zeros(3 + EP_I, np.int64), np.zeros(EWMA_SLOT + EP_F)
 
 
+@_inline
+def _report_spread(p, si, sf, at_ts, min_dur, alerts, counts):
+    if si[5] - si[4] >= min_dur:
+        emit(alerts, counts, SPREAD, 0, si[4], si[5], at_ts, score_from_ratio(sf[EWMA_SLOT], p[0], p[8]),
+             sf[EWMA_SLOT + 1], sf[EWMA_SLOT + 2], 0, sf[EWMA_SLOT], si[6])
+    si[3] = 0
+
+
 @nb.njit(cache=True)
 def spread_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_sz,
                   o0, o1, t0, t1, b0, b1, alerts, ids, counts):
@@ -443,14 +473,13 @@ def spread_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, as
         enter = warm and z >= p[0] and spread >= p[2] * mean
         stay = z >= p[1]
         if episode_due(si, 3, ts, stay, merge_ns):
-            if si[5] - si[4] >= min_dur:
-                emit(alerts, counts, SPREAD, 0, si[4], si[5], ts, score_from_ratio(sf[EWMA_SLOT], p[0], p[8]),
-                     sf[EWMA_SLOT + 1], sf[EWMA_SLOT + 2], 0, sf[EWMA_SLOT], si[6])
-            si[3] = 0
+            _report_spread(p, si, sf, ts, min_dur, alerts, counts)
         episode_track(si, sf, 3, EWMA_SLOT, ts, enter, stay, z, bid_px[b, 0], spread, 0)
         ewma_update(sf, 0, spread, dt, p[4])
         si[1] = ts
         b += 1
+    if is_final(counts) and si[3] != 0:  # an episode still open when the stream ends
+        _report_spread(p, si, sf, si[1], min_dur, alerts, counts)
 
 
 SPREAD_DETECTOR = Detector(
@@ -483,6 +512,14 @@ class ImbalanceParams:
 
 def _imbalance_state(params: ImbalanceParams):
     return np.zeros(3 + EP_I + 1, np.int64), np.zeros(EWMA_SLOT + EP_F)
+
+
+@_inline
+def _report_imbalance(p, si, sf, side, k, at_ts, min_dur, alerts, counts):
+    if si[5] - si[4] >= min_dur:
+        emit(alerts, counts, IMBALANCE, side, si[4], si[5], at_ts, score_from_ratio(sf[EWMA_SLOT], p[3], p[9]),
+             sf[EWMA_SLOT + 1], sf[EWMA_SLOT + 2], k, sf[EWMA_SLOT], si[6])
+    si[3] = 0
 
 
 @nb.njit(cache=True)
@@ -520,11 +557,7 @@ def imbalance_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px,
         open_side = si[side_i]
         stay = si[3] != 0 and imb * open_side >= p[2]
         if episode_due(si, 3, ts, stay, merge_ns):
-            if si[5] - si[4] >= min_dur:
-                emit(alerts, counts, IMBALANCE, open_side, si[4], si[5], ts,
-                     score_from_ratio(sf[EWMA_SLOT], p[3], p[9]), sf[EWMA_SLOT + 1], sf[EWMA_SLOT + 2], k,
-                     sf[EWMA_SLOT], si[6])
-            si[3] = 0
+            _report_imbalance(p, si, sf, open_side, k, ts, min_dur, alerts, counts)
             stay = False
         if si[3] == 0:
             if episode_track(si, sf, 3, EWMA_SLOT, ts, enter, stay, abs(z), imb, bd + ad, k) == 1:
@@ -534,6 +567,8 @@ def imbalance_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px,
         ewma_update(sf, 0, imb, dt, p[5])
         si[1] = ts
         b += 1
+    if is_final(counts) and si[3] != 0:  # an episode still open when the stream ends
+        _report_imbalance(p, si, sf, si[side_i], k, si[1], min_dur, alerts, counts)
 
 
 IMBALANCE_DETECTOR = Detector(

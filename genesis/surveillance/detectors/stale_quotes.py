@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from genesis.surveillance.base import (KIND_CODES, SRC_NONE, SRC_ORDER, SRC_TRADE, Detector, emit, next_source,
-                                       score_from_ratio)
+from genesis.surveillance.base import (KIND_CODES, SRC_NONE, SRC_ORDER, SRC_TRADE, Detector, emit, is_final,
+                                       next_source, score_from_ratio)
 
 STALE = KIND_CODES["stale_quotes"]
 
@@ -37,14 +37,25 @@ class StaleParams:
     through_bonus: float = 30.0  # score added when trades printed through the stale quote
 
 
-# si: top seen, top_ts, trades since, trades through | sf: bid px, bid sz, ask px, ask sz
+# si: top seen, top_ts, trades since, trades through, last book ts, last trade ts | sf: bid px, bid sz, ask px, ask sz
 def _new_state(params: StaleParams):
-    return np.zeros(4, np.int64), np.zeros(4, np.float64)
+    return np.zeros(6, np.int64), np.zeros(4, np.float64)
 
 
 @nb.njit(cache=True)
 def _same(a, b):
     return a == b or (a != a and b != b)
+
+
+@nb.njit(cache=True)
+def _report(p, si, sf, until, max_age, alerts, counts):
+    """The quote held since si[1] until ``until``: an alert if it aged past max_age with enough trades."""
+    age = until - si[1]
+    if age > max_age and si[2] >= p[1]:
+        score = score_from_ratio(age / max_age, 1.0, p[2])
+        if si[3] > 0:
+            score += p[3]
+        emit(alerts, counts, STALE, 0, si[1], until, until, score, sf[0], float(si[3]), 0, age / 1e9, si[2])
 
 
 @nb.njit(cache=True)
@@ -62,6 +73,7 @@ def stale_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask
         if src == SRC_TRADE:
             if si[0] == 1:
                 si[2] += 1
+                si[5] = trades[t]["exch_ts"]
                 px = trades[t]["price"]
                 if px > sf[2] or px < sf[0]:  # NaN sides compare False: not "through"
                     si[3] += 1
@@ -70,21 +82,21 @@ def stale_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask
         ts = book_ts[b]
         bp, bs, ap, as_ = bid_px[b, 0], bid_sz[b, 0], ask_px[b, 0], ask_sz[b, 0]
         if si[0] == 1 and _same(bp, sf[0]) and _same(bs, sf[1]) and _same(ap, sf[2]) and _same(as_, sf[3]):
+            si[4] = ts
             b += 1
             continue  # a row that changed only deeper levels
         if si[0] == 1:
-            age = ts - si[1]
-            if age > max_age and si[2] >= p[1]:
-                score = score_from_ratio(age / max_age, 1.0, p[2])
-                if si[3] > 0:
-                    score += p[3]
-                emit(alerts, counts, STALE, 0, si[1], ts, ts, score, sf[0], float(si[3]), 0, age / 1e9, si[2])
+            _report(p, si, sf, ts, max_age, alerts, counts)
         si[0] = 1
         si[1] = ts
         si[2] = 0
         si[3] = 0
         sf[0], sf[1], sf[2], sf[3] = bp, bs, ap, as_
+        si[4] = ts
         b += 1
+    if is_final(counts) and si[0] == 1:  # a quote still unchanged when the stream ends, aged to the last event
+        _report(p, si, sf, max(si[4], si[5]), max_age, alerts, counts)
+        si[0] = 0
 
 
 DETECTOR = Detector(
