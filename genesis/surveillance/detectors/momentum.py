@@ -55,14 +55,20 @@ class MomentumParams:
 
 
 RING = 128
-# si
-I_NORDERS, I_CUR_TS, I_CUR_SIDE, I_HAVE_CUR, I_RING, I_STATE, I_BSIDE, I_BSTART, I_BEND, I_BN = range(10)
-SI_RING = 12
+# si: scalars, then one burst per side (bid/buy 0, ask/sell 1) of NBI values, then the ring
+I_NORDERS, I_CUR_TS, I_CUR_SIDE, I_HAVE_CUR, I_RING = range(5)
+SI_BURST = 6
+B_STATE, B_START, B_END, B_N = range(4)
+NBI = 4
+SI_RING = SI_BURST + 2 * NBI
 R_TS, R_SIDE = range(2)
 NRI = 2
-# sf
-F_MEAN, F_CUR_QTY, F_CUR_PX, F_BVOL, F_BPX, F_CUR_LASTPX, F_TICK, F_PREVPX, F_BPEAK = range(9)
-SF_RING = 10
+# sf: scalars, then one burst per side of NBF values, then the ring
+F_MEAN, F_CUR_QTY, F_CUR_PX, F_CUR_LASTPX, F_TICK, F_PREVPX = range(6)
+SF_BURST = 6
+BF_VOL, BF_PX, BF_PEAK = range(3)
+NBF = 3
+SF_RING = SF_BURST + 2 * NBF
 RF_QTY, RF_PX = range(2)
 NRF = 2
 
@@ -87,8 +93,11 @@ def _order(p, si, sf, ring, ringf, ts, side, qty, price, last_price, alerts, ids
         sf[F_MEAN] += alpha * (np.log(qty) - sf[F_MEAN])
         si[I_NORDERS] = n + 1
     bw = np.int64(p[3] * 1e9)
-    if si[I_STATE] == 1 and ts - si[I_BEND] > np.int64(p[6] * 1e9):
-        si[I_STATE] = 0  # no reversal in time
+    timeout = np.int64(p[6] * 1e9)
+    for s in range(2):
+        b = SI_BURST + s * NBI
+        if si[b + B_STATE] == 1 and ts - si[b + B_END] > timeout:
+            si[b + B_STATE] = 0  # no reversal in time
     if not large:
         return
     r = si[I_RING]
@@ -97,7 +106,27 @@ def _order(p, si, sf, ring, ringf, ts, side, qty, price, last_price, alerts, ids
     ringf[r, RF_QTY] = qty
     ringf[r, RF_PX] = price
     si[I_RING] = (r + 1) % RING
-    # large orders of this side within the burst window ending now
+    # the burst of the other side: does this order complete its reversal?
+    bo = SI_BURST + (1 if side > 0 else 0) * NBI
+    fo = SF_BURST + (1 if side > 0 else 0) * NBF
+    if si[bo + B_STATE] == 1:
+        rw = np.int64(p[7] * 1e9)
+        rev = 0.0
+        n_rev = 0
+        big = p[9] * typical
+        for k in range(RING):
+            if ring[k, R_SIDE] == side and ring[k, R_TS] > si[bo + B_START] and ts - ring[k, R_TS] < rw \
+                    and ringf[k, RF_QTY] >= big:
+                rev += ringf[k, RF_QTY]
+                n_rev += 1
+        moved = -side * (sf[fo + BF_PEAK] - sf[fo + BF_PX]) >= p[10] * sf[F_TICK] - 1e-9 * abs(sf[fo + BF_PX])
+        if rev >= p[8] * sf[fo + BF_VOL] and moved:
+            ratio = rev / sf[fo + BF_VOL]
+            score = 0.5 * score_from_ratio(float(si[bo + B_N]), p[4], p[11]) + 0.5 * score_from_ratio(ratio, p[8], 1.0)
+            emit(alerts, counts, MOMENTUM, -side, si[bo + B_START], ts, ts, score, sf[fo + BF_PX], sf[fo + BF_VOL], -1,
+                 ratio, si[bo + B_N] + n_rev)
+            si[bo + B_STATE] = 0
+    # this side's burst: large orders of this side within the burst window ending now
     n_same = 0
     vol = 0.0
     start = ts
@@ -109,42 +138,24 @@ def _order(p, si, sf, ring, ringf, ts, side, qty, price, last_price, alerts, ids
             if ring[k, R_TS] < start:
                 start = ring[k, R_TS]
                 px = ringf[k, RF_PX]
-    if si[I_STATE] == 1 and side == si[I_BSIDE]:
-        if ts - si[I_BEND] <= bw:  # the burst goes on: keep its busiest window
-            if side * (last_price - sf[F_BPEAK]) > 0:
-                sf[F_BPEAK] = last_price
-            si[I_BEND] = ts
-            si[I_BN] = max(si[I_BN], n_same)
-            sf[F_BVOL] = max(sf[F_BVOL], vol)
+    bs = SI_BURST + (0 if side > 0 else 1) * NBI
+    fs = SF_BURST + (0 if side > 0 else 1) * NBF
+    if si[bs + B_STATE] == 1 and ts - si[bs + B_END] <= bw:
+        # the burst goes on: keep its busiest window and its furthest price
+        if side * (last_price - sf[fs + BF_PEAK]) > 0:
+            sf[fs + BF_PEAK] = last_price
+        si[bs + B_END] = ts
+        si[bs + B_N] = max(si[bs + B_N], n_same)
+        sf[fs + BF_VOL] = max(sf[fs + BF_VOL], vol)
         return
-    if si[I_STATE] == 1:
-        # the other side: big orders since the burst began, within the reversal window
-        rw = np.int64(p[7] * 1e9)
-        rev = 0.0
-        n_rev = 0
-        big = p[9] * typical
-        for k in range(RING):
-            if ring[k, R_SIDE] == side and ring[k, R_TS] > si[I_BSTART] and ts - ring[k, R_TS] < rw \
-                    and ringf[k, RF_QTY] >= big:
-                rev += ringf[k, RF_QTY]
-                n_rev += 1
-        moved = si[I_BSIDE] * (sf[F_BPEAK] - sf[F_BPX]) >= p[10] * sf[F_TICK] - 1e-9 * abs(sf[F_BPX])
-        if rev >= p[8] * sf[F_BVOL] and moved:
-            ratio = rev / sf[F_BVOL]
-            score = 0.5 * score_from_ratio(float(si[I_BN]), p[4], p[11]) + 0.5 * score_from_ratio(ratio, p[8], 1.0)
-            emit(alerts, counts, MOMENTUM, si[I_BSIDE], si[I_BSTART], ts, ts, score, sf[F_BPX], sf[F_BVOL], -1,
-                 ratio, si[I_BN] + n_rev)
-            si[I_STATE] = 0
-        return
-    if n_same >= p[4] and vol >= p[5] * typical:
-        si[I_STATE] = 1
-        si[I_BSIDE] = side
-        si[I_BSTART] = start
-        si[I_BEND] = ts
-        si[I_BN] = n_same
-        sf[F_BVOL] = vol
-        sf[F_BPX] = px
-        sf[F_BPEAK] = last_price if side * (last_price - px) > 0 else px
+    if n_same >= p[4] and vol >= p[5] * typical:  # a new burst (replacing one over and not reversed yet)
+        si[bs + B_STATE] = 1
+        si[bs + B_START] = start
+        si[bs + B_END] = ts
+        si[bs + B_N] = n_same
+        sf[fs + BF_VOL] = vol
+        sf[fs + BF_PX] = px
+        sf[fs + BF_PEAK] = last_price if side * (last_price - px) > 0 else px
 
 
 @nb.njit(cache=True)
