@@ -2,32 +2,33 @@
 while its owner trades on the other side.
 
 A *candidate* is an added order at least ``size_ratio`` times the typical added size (the
-geometric mean of recent adds: an EWMA of log size over ``size_halflife`` adds) and at most
-``max_level`` price levels behind its own touch (levels of its side strictly better than its
-price in the last book row before it). The detector remembers candidates only (a dense list
+geometric mean of recent adds: an EWMA of log size over ``size_halflife`` adds) resting
+``min_level`` to ``max_level`` price levels behind its own touch (levels of its side strictly
+better than its price in the last book row before it: a spoof sits just behind the touch,
+where it moves the book but is not hit). The detector remembers candidates only (a dense list
 of at most ``max_candidates``; a candidate older than ``max_lifetime_s`` is dropped, since it
-can no longer qualify; when the list is full new candidates are skipped: the one documented
-degradation). While a candidate rests it counts *opposite executions*: executions of resting
-orders on the candidate's own side by aggressors from the other side (the spoofer of a bid
-sells into the bids its spoof attracted); when the candidate has an owner, only aggressions
-by that same owner count (``contra_owner == owner``), which is what tells a spoofer from a
-large passive order that happened to be cancelled. An execution of the candidate itself
-ends it (it was a genuine order).
+can no longer qualify; when the list is full new candidates are skipped: the documented
+degradation). It counts *opposite aggressions*: aggressing orders from the other side
+executed against the candidate's side (the spoofer of a bid sells into the bids its spoof
+attracted), from the candidate's add until ``post_window_s`` after its deletion (a spoof
+reached by the price is pulled at once, and the selling goes on); when the candidate has an
+owner, only aggressions by that owner count (``contra_owner == owner``), which is what tells
+a spoofer from a large passive order that happened to be cancelled. An execution of the
+candidate itself ends it (it was a genuine order).
 
-When a candidate is deleted within ``max_lifetime_s`` with at least ``min_opposite`` opposite
-aggressions during its life, it is a spoof, unless the same owner (any owner, when unknown)
-pulled another order of at least ``group_size_ratio`` times the typical size on the same side
-within ``group_window_s``: pulling several orders together is layering, reported by the
-layering detector. The alert is therefore raised at the first event more than
-``group_window_s`` after the deletion (a deletion in the last ``group_window_s`` of a batch
-with no later event is not reported).
+A candidate deleted within ``max_lifetime_s`` is a spoof once ``min_opposite`` opposite
+aggressions are counted; the alert is raised at the event after that. It is not one when the
+same owner added another order of at least ``stack_size_ratio`` times the typical size on
+the same side within ``stack_window_s`` of it: a stack of orders is layering, reported by the
+layering detector (this check needs owner ids).
 
 Evidence: price and size of the spoof order, level = price levels ahead of it when placed,
 metric = its size / the typical added size, n_events = 2 + opposite aggressions, order ids:
-the spoof order, then the aggressing orders (up to 4).
+the spoof order, then the aggressing orders (up to 4). Score: 70% from the size ratio
+(50 at ``size_ratio``, 100 at ``saturation_ratio``), 30% from the aggressions.
 
 The helpers here (typical size, book rows kept in state, level of a price) are shared with
-the other L3 detectors of this package (layering).
+the layering detector.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class SpoofingParams:
     size_ratio: float = 7.5  # candidate: size >= this x typical added size (geometric mean of recent adds)
     size_halflife: float = 1000.0  # adds: half-life of the typical-size EWMA
     warmup_adds: float = 200.0  # adds seen before any candidate is taken (the typical size must settle)
+    min_level: float = 1.0  # candidate: at least this many price levels ahead of it (spoofs rest behind the
+    # touch, out of reach of incoming orders; 0 also takes orders at or inside the touch)
     max_level: float = 2.0  # candidate: at most this many price levels ahead of it on its side (0 = at the touch)
     max_lifetime_s: float = 5.0  # s: deleted within this long after being added
     min_opposite: float = 2.0  # opposite-side aggressions (by the order's owner when known) while it rests
@@ -178,13 +181,13 @@ def _is_opposite_aggression(rows, k, ev):
 def _flush(p, si, pend, pendf, ts, alerts, ids, counts):
     """Emit pulled candidates with enough aggressions once their group window has passed; drop the
     ones whose post-cancel window ran out."""
-    post = np.int64(p[7] * 1e9)
+    post = np.int64(p[8] * 1e9)
     k = 0
     while k < si[I_NPEND]:
-        if pend[k, C_NOPP] >= p[5]:
+        if pend[k, C_NOPP] >= p[6]:
             ratio = pendf[k, CF_RATIO]
-            score = 0.7 * score_from_ratio(ratio, p[0], p[9]) + 0.3 * score_from_ratio(
-                pend[k, C_NOPP], p[5], 4.0 * p[5])
+            score = 0.7 * score_from_ratio(ratio, p[0], p[10]) + 0.3 * score_from_ratio(
+                pend[k, C_NOPP], p[6], 4.0 * p[6])
             row = emit(alerts, counts, SPOOFING, pend[k, C_SIDE], pend[k, C_ADD], max(pend[k, C_DEL], pend[k, C_LAST]),
                        ts, score, pendf[k, CF_PRICE], pendf[k, CF_SIZE], pend[k, C_LEVEL], ratio, 2 + pend[k, C_NOPP])
             emit_id(alerts, ids, counts, row, pend[k, C_ID])
@@ -200,14 +203,14 @@ def _flush(p, si, pend, pendf, ts, alerts, ids, counts):
 @nb.njit(cache=True)
 def spoofing_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_sz,
                     o0, o1, t0, t1, b0, b1, alerts, ids, counts):
-    cap = np.int64(p[10])
+    cap = np.int64(p[11])
     cand = si[SI_HEAD:SI_HEAD + cap * NCI].reshape((cap, NCI))
     pend = si[SI_HEAD + cap * NCI:SI_HEAD + (cap + MAX_PENDING) * NCI].reshape((MAX_PENDING, NCI))
     candf = sf[SF_HEAD:SF_HEAD + cap * NCF].reshape((cap, NCF))
     pendf = sf[SF_HEAD + cap * NCF:SF_HEAD + (cap + MAX_PENDING) * NCF].reshape((MAX_PENDING, NCF))
-    max_life = np.int64(p[4] * 1e9)
+    max_life = np.int64(p[5] * 1e9)
     ring = si[SI_HEAD + (cap + MAX_PENDING) * NCI:SI_HEAD + (cap + MAX_PENDING) * NCI + RING * NRI].reshape((RING, NRI))
-    stack = np.int64(p[6] * 1e9)
+    stack = np.int64(p[7] * 1e9)
     o, t, b = o0, t0, b0
     while True:
         src = next_source(orders, trades, book_ts, o, t, b, o1, t1, b1)
@@ -230,7 +233,7 @@ def spoofing_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
         side = np.int64(ev.side)
         if kind == EV_ADD:
             size = ev.qty
-            if ev.owner != NO_ID and size >= p[8] * typical_size(sf, F_MEAN):
+            if ev.owner != NO_ID and size >= p[9] * typical_size(sf, F_MEAN):
                 # a large add: candidates of this owner and side added just before are part of a stack
                 stacked = 0
                 for k in range(si[I_NLIVE]):
@@ -248,7 +251,7 @@ def spoofing_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
                 stacked = 0
             if si[I_NADDS] >= p[2] and si[I_HAVE_BOOK] == 1 and size >= p[0] * typical_size(sf, F_MEAN):
                 level = level_ahead(sf, F_BOOK, side, ev.price)
-                if level <= p[3]:
+                if p[3] <= level <= p[4]:
                     n = si[I_NLIVE]
                     if n < cap:
                         cand[n, C_ID] = ev.order_id
