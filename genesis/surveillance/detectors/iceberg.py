@@ -76,26 +76,26 @@ def iceberg_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, a
             continue
         ev = orders[o]
         o += 1
-        kind = ev.event
-        if ev.side == 0:
+        kind = ev["event"]
+        if ev["side"] == 0:
             continue
-        s = 0 if ev.side > 0 else 1
-        ts = ev.exch_ts
+        s = 0 if ev["side"] > 0 else 1
+        ts = ev["exch_ts"]
         if kind == EV_EXECUTE or kind == EV_EXECUTE_HIDDEN:
             si[I_LAST + 4 * s] = ts
-            si[I_LAST + 4 * s + 1] = ev.owner
-            si[I_LAST + 4 * s + 2] = ev.order_id
+            si[I_LAST + 4 * s + 1] = ev["owner"]
+            si[I_LAST + 4 * s + 2] = ev["order_id"]
             si[I_LAST + 4 * s + 3] = 1
-            sf[F_LAST + 2 * s] = ev.price
-            sf[F_LAST + 2 * s + 1] = ev.qty
+            sf[F_LAST + 2 * s] = ev["price"]
+            sf[F_LAST + 2 * s + 1] = ev["qty"]
             continue
         if kind != EV_ADD:
             continue
         last_seen = si[I_LAST + 4 * s + 3] == 1
         si[I_LAST + 4 * s + 3] = 0  # an execution is refilled at most once
-        if not last_seen or ts - si[I_LAST + 4 * s] > window or ev.price != sf[F_LAST + 2 * s]:
+        if not last_seen or ts - si[I_LAST + 4 * s] > window or ev["price"] != sf[F_LAST + 2 * s]:
             continue
-        if ev.owner != si[I_LAST + 4 * s + 1]:
+        if ev["owner"] != si[I_LAST + 4 * s + 1]:
             continue  # both NO_ID when owners are unknown
         # a refill: find its chain (drop chains past their gap)
         j = -1
@@ -107,7 +107,7 @@ def iceberg_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, a
                 chf[q, :] = chf[last, :]
                 si[I_NCHAINS] = last
                 continue
-            if ch[q, H_SIDE] == ev.side and ch[q, H_OWNER] == ev.owner and chf[q, HF_PRICE] == ev.price:
+            if ch[q, H_SIDE] == ev["side"] and ch[q, H_OWNER] == ev["owner"] and chf[q, HF_PRICE] == ev["price"]:
                 j = q
             q += 1
         if j < 0:
@@ -121,16 +121,16 @@ def iceberg_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, a
                 si[I_NCHAINS] = j + 1
             ch[j, :] = 0
             chf[j, :] = 0.0
-            ch[j, H_SIDE] = ev.side
-            ch[j, H_OWNER] = ev.owner
+            ch[j, H_SIDE] = ev["side"]
+            ch[j, H_OWNER] = ev["owner"]
             ch[j, H_FIRST] = si[I_LAST + 4 * s]
-            chf[j, HF_PRICE] = ev.price
+            chf[j, HF_PRICE] = ev["price"]
         ch[j, H_LAST] = ts
         ch[j, H_N] += 1
         chf[j, HF_QTY] += sf[F_LAST + 2 * s + 1]
         n = ch[j, H_NIDS]
         if n < CHAIN_IDS:
-            ch[j, H_IDS + n] = ev.order_id
+            ch[j, H_IDS + n] = ev["order_id"]
             ch[j, H_NIDS] = n + 1
         if ch[j, H_ALERTED] == 0 and ch[j, H_N] >= p[1]:
             ch[j, H_ALERTED] = 1

@@ -168,18 +168,18 @@ def layering_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
             continue
         ev = orders[o]
         o += 1
-        ts = ev.exch_ts
-        kind = ev.event
-        side = np.int64(ev.side)
+        ts = ev["exch_ts"]
+        kind = ev["event"]
+        side = np.int64(ev["side"])
         if kind == EV_ADD:
-            size = ev.qty
+            size = ev["qty"]
             if si[I_NADDS] >= p[2] and si[I_HAVE_BOOK] == 1 and size >= p[0] * typical_size(sf, F_MEAN):
-                level = level_ahead(sf, F_BOOK, side, ev.price)
+                level = level_ahead(sf, F_BOOK, side, ev["price"])
                 if level <= p[3]:
                     # join the open stack of this owner and side, or open one
                     j = -1
                     for q in range(si[I_NSTACK]):
-                        if stk[q, S_OWNER] == ev.owner and stk[q, S_SIDE] == side and ts - stk[q, S_FIRST] <= window:
+                        if stk[q, S_OWNER] == ev["owner"] and stk[q, S_SIDE] == side and ts - stk[q, S_FIRST] <= window:
                             j = q
                             break
                     if j < 0 and si[I_NSTACK] < MAX_STACKS and si[I_NLIVE] < cap:
@@ -189,17 +189,17 @@ def layering_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
                         stk[j, :] = 0
                         stkf[j, :] = 0.0
                         stk[j, S_SERIAL] = si[I_SERIAL]
-                        stk[j, S_OWNER] = ev.owner
+                        stk[j, S_OWNER] = ev["owner"]
                         stk[j, S_SIDE] = side
                         stk[j, S_FIRST] = ts
                         stk[j, S_MINLEVEL] = BOOK_LEVELS_KEPT
                     if j >= 0 and si[I_NLIVE] < cap:
                         n = si[I_NLIVE]
-                        cand[n, C_ID] = ev.order_id
+                        cand[n, C_ID] = ev["order_id"]
                         cand[n, C_ADD] = ts
                         cand[n, C_STACK] = stk[j, S_SERIAL]
                         cand[n, C_LEVEL] = level
-                        candf[n, CF_PRICE] = ev.price
+                        candf[n, CF_PRICE] = ev["price"]
                         candf[n, CF_SIZE] = size
                         si[I_NLIVE] = n + 1
                         stk[j, S_NLIVE] += 1
@@ -209,7 +209,7 @@ def layering_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
         elif kind == EV_DELETE or kind == EV_EXECUTE or kind == EV_EXECUTE_HIDDEN:
             k = 0
             while k < si[I_NLIVE]:
-                if cand[k, C_ID] == ev.order_id:
+                if cand[k, C_ID] == ev["order_id"]:
                     how = 2 if kind != EV_DELETE else (1 if ts - cand[k, C_ADD] <= max_life else 0)
                     _leave(p, si, cand, candf, stk, stkf, k, ts, how, alerts, ids, counts)
                     break

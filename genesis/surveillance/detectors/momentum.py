@@ -176,26 +176,26 @@ def momentum_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
             continue
         tr = trades[t]
         t += 1
-        side = np.int64(tr.aggressor)
+        side = np.int64(tr["aggressor"])
         if side == 0:
             continue
-        step = abs(tr.price - sf[F_PREVPX])
+        step = abs(tr["price"] - sf[F_PREVPX])
         if step > 0.0:  # NaN (first trade) compares False
             sf[F_TICK] = min(sf[F_TICK], step)
-        sf[F_PREVPX] = tr.price
-        if si[I_HAVE_CUR] == 1 and tr.exch_ts == si[I_CUR_TS] and side == si[I_CUR_SIDE]:
-            sf[F_CUR_QTY] += tr.qty
-            sf[F_CUR_LASTPX] = tr.price
+        sf[F_PREVPX] = tr["price"]
+        if si[I_HAVE_CUR] == 1 and tr["exch_ts"] == si[I_CUR_TS] and side == si[I_CUR_SIDE]:
+            sf[F_CUR_QTY] += tr["qty"]
+            sf[F_CUR_LASTPX] = tr["price"]
             continue
         if si[I_HAVE_CUR] == 1:
             _order(p, si, sf, ring, ringf, si[I_CUR_TS], si[I_CUR_SIDE], sf[F_CUR_QTY], sf[F_CUR_PX],
                    sf[F_CUR_LASTPX], alerts, ids, counts)
         si[I_HAVE_CUR] = 1
-        si[I_CUR_TS] = tr.exch_ts
+        si[I_CUR_TS] = tr["exch_ts"]
         si[I_CUR_SIDE] = side
-        sf[F_CUR_QTY] = tr.qty
-        sf[F_CUR_PX] = tr.price
-        sf[F_CUR_LASTPX] = tr.price
+        sf[F_CUR_QTY] = tr["qty"]
+        sf[F_CUR_PX] = tr["price"]
+        sf[F_CUR_LASTPX] = tr["price"]
 
 
 DETECTOR = Detector(

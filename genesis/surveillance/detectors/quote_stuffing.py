@@ -7,7 +7,7 @@ half-life ``baseline_halflife_s``, frozen during a burst. A burst starts when, w
 baseline warmed up (``warmup_s``), the window holds at least ``max(min_short, short_ratio x
 baseline)`` short-lived deletes and ``rate_ratio`` x the baseline message count; it ends when
 short-lived deletes in the window fall below ``exit_fraction`` of the entry threshold, and
-the alert is raised then (a burst still running when a batch ends is not reported).
+the alert is raised then (or at the end of the stream, for a burst still running).
 
 Order lifetimes need each order's add time: an open-addressing hash table (linear probing,
 backward-shift deletion) of ``2 ** table_bits`` slots keyed by order id holds add time,
@@ -32,7 +32,8 @@ import numpy as np
 
 from genesis.feeds.events import EV_ADD, EV_CANCEL, EV_DELETE, EV_EXECUTE, EV_EXECUTE_HIDDEN
 from genesis.surveillance.base import (
-    KIND_CODES, MAX_IDS_PER_ALERT, SRC_NONE, SRC_ORDER, Detector, emit, emit_id, next_source, score_from_ratio,
+    KIND_CODES, MAX_IDS_PER_ALERT, SRC_NONE, SRC_ORDER, Detector, emit, emit_id, is_final, next_source,
+    score_from_ratio,
 )
 
 QUOTE_STUFFING = KIND_CODES["quote_stuffing"]
@@ -57,7 +58,7 @@ class QuoteStuffingParams:
 
 # si scalars
 I_CUR, I_STARTED, I_NFOLD, I_INBURST, I_BSTART, I_BLAST, I_BNSHORT, I_BSIDE_BID, I_BSIDE_ASK, I_NIDS, \
-    I_FULL, I_WMSGS, I_WSHORT = range(13)
+    I_FULL, I_WMSGS, I_WSHORT, I_LASTTS = range(14)
 SI_IDS = 16
 SI_BUCKETS = SI_IDS + MAX_IDS_PER_ALERT
 NBI = 3  # per bucket: messages, short-lived deletes, earliest add of those
@@ -214,23 +215,24 @@ def quote_stuffing_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, as
             continue
         ev = orders[o]
         o += 1
-        kind = ev.event
+        kind = ev["event"]
         if kind != EV_ADD and kind != EV_DELETE and kind != EV_CANCEL and kind != EV_EXECUTE \
                 and kind != EV_EXECUTE_HIDDEN:
             continue
-        ts = ev.exch_ts
+        ts = ev["exch_ts"]
+        si[I_LASTTS] = ts
         _advance(p, si, sf, bk, ts // bucket_ns)
         slot = si[I_CUR] % n_buckets
         if kind == EV_ADD:
-            i = _insert(tab, mask, ev.order_id, ts, ts - stale_ns)
+            i = _insert(tab, mask, ev["order_id"], ts, ts - stale_ns)
             if i >= 0:
-                tab[i, 2] = ev.side
-                tabf[i, 0] = ev.qty
-                tabf[i, 1] = ev.qty
+                tab[i, 2] = ev["side"]
+                tabf[i, 0] = ev["qty"]
+                tabf[i, 1] = ev["qty"]
             else:
                 si[I_FULL] = 1
         else:
-            i = _find(tab, mask, ev.order_id)
+            i = _find(tab, mask, ev["order_id"])
             if i >= 0:
                 if kind == EV_DELETE:
                     life = ts - tab[i, 1]
@@ -247,11 +249,11 @@ def quote_stuffing_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, as
                             else:
                                 si[I_BSIDE_ASK] += 1
                             if si[I_NIDS] < MAX_IDS_PER_ALERT:
-                                si[SI_IDS + si[I_NIDS]] = ev.order_id
+                                si[SI_IDS + si[I_NIDS]] = ev["order_id"]
                                 si[I_NIDS] += 1
                     _remove(tab, tabf, mask, i)
                 else:
-                    tabf[i, 0] -= ev.qty
+                    tabf[i, 0] -= ev["qty"]
                     if tabf[i, 0] <= 1e-9 * tabf[i, 1]:
                         _remove(tab, tabf, mask, i)
         if kind == EV_EXECUTE or kind == EV_EXECUTE_HIDDEN:
@@ -280,6 +282,8 @@ def quote_stuffing_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, as
             sf[F_PEAKSHORT] = max(sf[F_PEAKSHORT], si[I_WSHORT])
             if si[I_WSHORT] < p[6] * sf[F_ENTRY]:
                 _close(p, si, sf, ts, alerts, ids, counts)
+    if is_final(counts) and si[I_INBURST] == 1:  # the stream ends inside a burst: report it as it stands
+        _close(p, si, sf, si[I_LASTTS], alerts, ids, counts)
 
 
 DETECTOR = Detector(

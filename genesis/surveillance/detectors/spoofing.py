@@ -161,20 +161,20 @@ def _remove(rows, rowsf, n, k):
 @nb.njit(cache=True)
 def _count_aggression(rows, k, ev, ts):
     """An aggressor hit the side of row ``k``: count it (once per aggressing order)."""
-    if ev.contra_id != NO_ID and ev.contra_id == rows[k, C_LASTAGG]:
+    if ev["contra_id"] != NO_ID and ev["contra_id"] == rows[k, C_LASTAGG]:
         return
     n_opp = rows[k, C_NOPP]
     if n_opp < N_AGG:
-        rows[k, C_AGG0 + n_opp] = ev.contra_id
+        rows[k, C_AGG0 + n_opp] = ev["contra_id"]
     rows[k, C_NOPP] = n_opp + 1
-    rows[k, C_LASTAGG] = ev.contra_id
+    rows[k, C_LASTAGG] = ev["contra_id"]
     rows[k, C_LAST] = ts
 
 
 @nb.njit(cache=True, inline="always")
 def _is_opposite_aggression(rows, k, ev):
     # an aggressor from the other side hit this row's side, by its owner when the owner is known
-    return rows[k, C_SIDE] == ev.side and (rows[k, C_OWNER] == NO_ID or rows[k, C_OWNER] == ev.contra_owner)
+    return rows[k, C_SIDE] == ev["side"] and (rows[k, C_OWNER] == NO_ID or rows[k, C_OWNER] == ev["contra_owner"])
 
 
 @nb.njit(cache=True)
@@ -226,45 +226,45 @@ def spoofing_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
             continue
         ev = orders[o]
         o += 1
-        ts = ev.exch_ts
+        ts = ev["exch_ts"]
         if si[I_NPEND] > 0:
             _flush(p, si, pend, pendf, ts, alerts, ids, counts)
-        kind = ev.event
-        side = np.int64(ev.side)
+        kind = ev["event"]
+        side = np.int64(ev["side"])
         if kind == EV_ADD:
-            size = ev.qty
-            if ev.owner != NO_ID and size >= p[9] * typical_size(sf, F_MEAN):
+            size = ev["qty"]
+            if ev["owner"] != NO_ID and size >= p[9] * typical_size(sf, F_MEAN):
                 # a large add: candidates of this owner and side added just before are part of a stack
                 stacked = 0
                 for k in range(si[I_NLIVE]):
-                    if cand[k, C_OWNER] == ev.owner and cand[k, C_SIDE] == side and ts - cand[k, C_ADD] <= stack:
+                    if cand[k, C_OWNER] == ev["owner"] and cand[k, C_SIDE] == side and ts - cand[k, C_ADD] <= stack:
                         cand[k, C_STACKED] = 1
                 for r in range(RING):
-                    if ring[r, 1] == ev.owner and ring[r, 2] == side and ts - ring[r, 0] <= stack:
+                    if ring[r, 1] == ev["owner"] and ring[r, 2] == side and ts - ring[r, 0] <= stack:
                         stacked = 1
                 r = si[I_RING]
                 ring[r, 0] = ts
-                ring[r, 1] = ev.owner
+                ring[r, 1] = ev["owner"]
                 ring[r, 2] = side
                 si[I_RING] = (r + 1) % RING
             else:
                 stacked = 0
             if si[I_NADDS] >= p[2] and si[I_HAVE_BOOK] == 1 and size >= p[0] * typical_size(sf, F_MEAN):
-                level = level_ahead(sf, F_BOOK, side, ev.price)
+                level = level_ahead(sf, F_BOOK, side, ev["price"])
                 if p[3] <= level <= p[4]:
                     n = si[I_NLIVE]
                     if n < cap:
-                        cand[n, C_ID] = ev.order_id
+                        cand[n, C_ID] = ev["order_id"]
                         cand[n, C_ADD] = ts
                         cand[n, C_SIDE] = side
-                        cand[n, C_OWNER] = ev.owner
+                        cand[n, C_OWNER] = ev["owner"]
                         cand[n, C_LEVEL] = level
                         cand[n, C_NOPP] = 0
                         cand[n, C_LASTAGG] = NO_ID
                         cand[n, C_DEL] = 0
                         cand[n, C_LAST] = ts
                         cand[n, C_STACKED] = stacked
-                        candf[n, CF_PRICE] = ev.price
+                        candf[n, CF_PRICE] = ev["price"]
                         candf[n, CF_SIZE] = size
                         candf[n, CF_RATIO] = size / typical_size(sf, F_MEAN)
                         si[I_NLIVE] = n + 1
@@ -274,7 +274,7 @@ def spoofing_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
         elif kind == EV_EXECUTE or kind == EV_EXECUTE_HIDDEN:
             k = 0
             while k < si[I_NLIVE]:
-                if ts - cand[k, C_ADD] > max_life or cand[k, C_ID] == ev.order_id:
+                if ts - cand[k, C_ADD] > max_life or cand[k, C_ID] == ev["order_id"]:
                     # too old to qualify, or executed: a genuine order
                     si[I_NLIVE] = _remove(cand, candf, si[I_NLIVE], k)
                     continue
@@ -287,7 +287,7 @@ def spoofing_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
         elif kind == EV_DELETE:
             k = 0
             while k < si[I_NLIVE]:
-                if cand[k, C_ID] != ev.order_id:
+                if cand[k, C_ID] != ev["order_id"]:
                     if ts - cand[k, C_ADD] > max_life:
                         si[I_NLIVE] = _remove(cand, candf, si[I_NLIVE], k)
                     else:

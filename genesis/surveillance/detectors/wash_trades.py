@@ -74,14 +74,14 @@ def wash_trades_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_p
             continue
         ev = orders[o]
         o += 1
-        if ev.event != EV_EXECUTE and ev.event != EV_EXECUTE_HIDDEN:
+        if ev["event"] != EV_EXECUTE and ev["event"] != EV_EXECUTE_HIDDEN:
             continue
-        if ev.owner == NO_ID or ev.owner != ev.contra_owner:
+        if ev["owner"] == NO_ID or ev["owner"] != ev["contra_owner"]:
             continue
-        ts = ev.exch_ts
+        ts = ev["exch_ts"]
         j = -1
         for q in range(si[I_NGROUPS]):
-            if grp[q, G_OWNER] == ev.owner and ts - grp[q, G_LAST] <= gap:
+            if grp[q, G_OWNER] == ev["owner"] and ts - grp[q, G_LAST] <= gap:
                 j = q
                 break
         if j < 0:
@@ -104,15 +104,15 @@ def wash_trades_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_p
                 j = si[I_NGROUPS]
                 si[I_NGROUPS] = j + 1
             grp[j, :] = 0
-            grp[j, G_OWNER] = ev.owner
+            grp[j, G_OWNER] = ev["owner"]
             grp[j, G_FIRST] = ts
-            grpf[j, GF_PRICE] = ev.price
-            grpf[j, GF_SIZE] = ev.qty
+            grpf[j, GF_PRICE] = ev["price"]
+            grpf[j, GF_SIZE] = ev["qty"]
             grpf[j, GF_QTY] = 0.0
         grp[j, G_LAST] = ts
         grp[j, G_N] += 1
-        grpf[j, GF_QTY] += ev.qty
-        for oid in (ev.order_id, ev.contra_id):
+        grpf[j, GF_QTY] += ev["qty"]
+        for oid in (ev["order_id"], ev["contra_id"]):
             n = grp[j, G_NIDS]
             if n < GROUP_IDS and oid != NO_ID:
                 grp[j, G_IDS + n] = oid
