@@ -3,7 +3,7 @@ seconds, a large aggressive reversal on the other.
 
 Trades are grouped into aggressive orders (consecutive trades with the same time and
 aggressor side: one order walking the book), an order being complete when the next trade
-differs. An order is *large* when its quantity is at least ``large_ratio`` times the typical
+differs (or the stream ends). An order is *large* when its quantity is at least ``large_ratio`` times the typical
 aggressive order (exp of an EWMA of log quantity, half-life ``size_halflife`` orders).
 
 A *burst* is ``min_burst_orders`` large orders on one side within ``burst_window_s`` adding
@@ -31,7 +31,7 @@ import numba as nb
 import numpy as np
 
 from genesis.surveillance.base import (
-    KIND_CODES, SRC_NONE, SRC_TRADE, Detector, emit, next_source, score_from_ratio,
+    KIND_CODES, SRC_NONE, SRC_TRADE, Detector, emit, is_final, next_source, score_from_ratio,
 )
 
 MOMENTUM = KIND_CODES["momentum_ignition"]
@@ -196,6 +196,10 @@ def momentum_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
         sf[F_CUR_QTY] = tr["qty"]
         sf[F_CUR_PX] = tr["price"]
         sf[F_CUR_LASTPX] = tr["price"]
+    if is_final(counts) and si[I_HAVE_CUR] == 1:  # the stream ends: its last aggressive order is complete
+        si[I_HAVE_CUR] = 0
+        _order(p, si, sf, ring, ringf, si[I_CUR_TS], si[I_CUR_SIDE], sf[F_CUR_QTY], sf[F_CUR_PX],
+               sf[F_CUR_LASTPX], alerts, ids, counts)
 
 
 DETECTOR = Detector(
