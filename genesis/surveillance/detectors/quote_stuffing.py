@@ -38,7 +38,7 @@ from genesis.surveillance.base import (
 
 QUOTE_STUFFING = KIND_CODES["quote_stuffing"]
 EMPTY = np.iinfo(np.int64).min
-HASH_MULT = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (Fibonacci hashing)
+HASH_MULT = 2654435761  # Knuth's multiplicative constant (2**32 / golden ratio)
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,10 @@ def _new_state(params: QuoteStuffingParams) -> tuple[np.ndarray, np.ndarray]:
 
 @nb.njit(cache=True, inline="always")
 def _slot(key, mask):
-    return ((key * HASH_MULT) >> 24) & mask
+    # fold the id to 31 bits, then multiply: the product stays below 2**63 (no overflow, so the
+    # same numbers in plain Python); consecutive ids land on a fixed odd stride of slots
+    folded = (key ^ (key >> 31)) & 0x7FFFFFFF
+    return ((folded * HASH_MULT) >> 7) & mask
 
 
 @nb.njit(cache=True)
