@@ -33,6 +33,8 @@ def test_match_overlap_tolerance_side_and_kind():
     assert episode_ok.tolist() == [True, False]
     alert_ok, episode_ok = match(alerts, episodes, "layering", tolerance_s=2.0)
     assert alert_ok.tolist() == [True] and episode_ok.tolist() == [True]
+    l2 = frame([("spoofing_l2", 11 * S, 11 * S, 1)])  # spoofing seen from L2 is judged on spoofing episodes
+    assert match(l2, episodes, "spoofing_l2")[0].tolist() == [True]
     alert_ok, episode_ok = match(alerts.iloc[:0], episodes, "spoofing")
     assert len(alert_ok) == 0 and episode_ok.tolist() == [False, False]
 

@@ -5,15 +5,16 @@ market with that one scenario (its episodes laid out 60-120 s apart, as many as 
 :func:`genesis.surveillance.engine.detect` over ``Inputs.from_events(sim.events)``, and
 matches alerts to the ground-truth episodes:
 
-* an alert *matches* an episode of the same kind when their intervals overlap, the alert's
-  ``[start_ts, end_ts]`` widened by ``tolerance_s`` on both sides, and their sides agree
-  where both are set (non-zero);
+* an alert *matches* an episode of the same kind (``spoofing_l2`` alerts: ``spoofing``
+  episodes) when their intervals overlap, the alert's ``[start_ts, end_ts]`` widened by
+  ``tolerance_s`` on both sides, and their sides agree where both are set (non-zero);
 * precision of a kind = matched alerts of that kind / alerts of that kind, over every
   scenario run (an alert of one kind raised in another kind's episode counts against it);
 * recall = episodes of that kind matched by at least one alert / episodes of that kind.
 
 Clean runs (no scenario, ``clean_seconds`` each, same seeds) give false alerts per simulated
-hour by kind: every alert there is false. The table has one row per kind with ground truth.
+hour by kind: every alert there is false. The table has one row per scenario kind, then one
+per other manipulation kind that alerted anywhere.
 
 ``python -m genesis.surveillance.evaluate`` prints the table as markdown with the command.
 """
@@ -34,17 +35,20 @@ from genesis.surveillance.engine import Inputs, detect
 TARGET_KINDS = ("spoofing", "layering", "quote_stuffing", "momentum_ignition", "wash_trades")
 DEFAULT_SCENARIOS = TARGET_KINDS + ("iceberg",)
 TOLERANCE_S = 1.0  # alert intervals are widened by this much on each side before matching
+# Alert kinds whose ground truth is an episode of another kind (the same manipulation seen another way).
+EPISODE_KIND = {"spoofing_l2": "spoofing"}
 NS = 1_000_000_000
 
 
 def match(alerts: pd.DataFrame, episodes: pd.DataFrame, kind: str, tolerance_s: float = TOLERANCE_S
           ) -> tuple[np.ndarray, np.ndarray]:
-    """Which alerts of ``kind`` match an episode of ``kind`` and which episodes are matched.
+    """Which alerts of ``kind`` match an episode of ``kind`` (of ``EPISODE_KIND[kind]`` for an
+    alert kind listed there) and which episodes are matched.
 
     Returns (alert_matched bool (n_alerts_of_kind,), episode_matched bool (n_episodes_of_kind,)).
     """
     a = alerts[alerts["kind"] == kind] if len(alerts) else alerts
-    e = episodes[episodes["kind"] == kind] if len(episodes) else episodes
+    e = episodes[episodes["kind"] == EPISODE_KIND.get(kind, kind)] if len(episodes) else episodes
     if not len(a) or not len(e):
         return np.zeros(len(a), bool), np.zeros(len(e), bool)
     tol = int(round(tolerance_s * NS))
@@ -58,7 +62,8 @@ def match(alerts: pd.DataFrame, episodes: pd.DataFrame, kind: str, tolerance_s: 
     return ok.any(axis=1), ok.any(axis=0)
 
 
-def _run(kind: str | None, seed: int, seconds: float, detectors, config: SimConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _run(kind: str | None, seed: int, seconds: float, detectors, config: SimConfig
+         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     sim = simulate(config, seconds=seconds, seed=seed, scenarios=[kind] if kind else [])
     alerts = detect(Inputs.from_events(sim.events), detectors)
     return alerts, sim.events.episodes
