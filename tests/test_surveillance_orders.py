@@ -23,7 +23,8 @@ from genesis.surveillance.engine import Book, Inputs, SurveillanceStream, detect
 
 T0 = 1_723_075_200_000_000_000
 S = 1_000_000_000
-MINE = ("spoofing", "layering", "quote_stuffing", "momentum_ignition", "wash_trades", "iceberg")
+MINE = ("spoofing", "layering", "quote_stuffing", "momentum_ignition", "wash_trades", "wash_trades_pattern",
+        "iceberg")
 
 
 # -- builders ----------------------------------------------------------------------------------------------------
@@ -330,6 +331,47 @@ def test_wash_trades_match_a_pandas_reference():
     assert len(alerts) == int((sizes >= 2).sum()) == len(sim.episodes)
     firsts = self_trades.groupby(groups).exch_ts.first()[sizes >= 2].to_numpy()
     np.testing.assert_array_equal(np.sort(alerts.start_ts.to_numpy(np.int64)), np.sort(firsts.astype(np.int64)))
+
+
+def echo_trades(*, n=5, gap=0.5, sizes=None, sides=None, prices=None):
+    """Background prints of varied sizes, and ``n`` prints of 0.377 at 100.00 alternating sides."""
+    rng = np.random.default_rng(1)
+    rows = [(k * 0.1, 100.00 + 0.01 * (k % 3), round(float(rng.uniform(0.1, 3.0)), 3), 1 if k % 2 else -1)
+            for k in range(100)]
+    for k in range(n):
+        rows.append((3.05 + gap * k, 100.00 if prices is None else prices[k],
+                     0.377 if sizes is None else sizes[k], (1 if k % 2 else -1) if sides is None else sides[k]))
+    rows.sort(key=lambda r: r[0])
+    trades = np.zeros(len(rows), TRADE_DTYPE)
+    for i, (t, px, q, agg) in enumerate(rows):
+        ts = T0 + int(round(t * S))
+        trades[i] = (ts, ts, i + 1, px, q, agg)
+    return trades
+
+
+def test_wash_pattern_fires_on_a_size_traded_back_and_forth():
+    alerts = run("wash_trades_pattern", trades=echo_trades())
+    assert len(alerts) == 1
+    a = alerts.iloc[0]
+    assert (a.kind, a.side, a.price, a["size"], a.n_events) == ("wash_trades", 0, 100.0, 0.377, 5)
+    assert (a.start_ts, a.end_ts) == (T0 + int(3.05 * S), T0 + int(5.05 * S))
+    assert a.metric == pytest.approx(5 * 0.377)
+
+
+@pytest.mark.parametrize("case", [
+    dict(n=4),  # too few prints
+    dict(gap=2.5),  # too slow
+    dict(sides=[1, -1, -1, 1, -1]),  # two in a row on one side break the chain
+    dict(sizes=[0.377, 0.377, 0.378, 0.377, 0.377]),  # one size differs
+    dict(prices=[100.00, 100.00, 100.05, 100.00, 100.00]),  # one price differs
+])
+def test_wash_pattern_near_misses(case):
+    assert run("wash_trades_pattern", trades=echo_trades(**case)).empty
+
+
+def test_wash_pattern_skips_round_sizes():
+    assert len(run("wash_trades_pattern", trades=echo_trades(sizes=[0.5] * 5))) == 1
+    assert run("wash_trades_pattern", trades=echo_trades(sizes=[0.5] * 5), round_size=0.1).empty
 
 
 # -- iceberg ---------------------------------------------------------------------------------------------------
