@@ -247,8 +247,9 @@ def test_quote_stuffing_short_lived_counts_match_a_pandas_reference():
 def momentum_trades(*, burst=10, burst_qty=4.0, rev_n=3, rev_qty=14.0, move=True, side=1):
     rows = []
     price = 100.00
-    for k in range(200):  # background: 1.0 lots, alternating sides, prices alternating on two ticks
-        rows.append((k * 0.1, 100.00 + 0.01 * (k % 2), 1.0, 1 if k % 2 else -1))
+    sizes = np.exp(0.8 * np.random.default_rng(7).standard_normal(180))  # median 1, sd of log 0.8
+    for k in range(180):  # background until 18 s: alternating sides, prices alternating on two ticks
+        rows.append((k * 0.1, 100.00 + 0.01 * (k % 2), float(sizes[k]), 1 if k % 2 else -1))
     for k in range(burst):
         price += 0.01 * side if move else 0.0
         rows.append((20.0 + 0.1 * k, price, burst_qty, side))

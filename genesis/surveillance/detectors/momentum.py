@@ -3,20 +3,23 @@ seconds, a large aggressive reversal on the other.
 
 Trades are grouped into aggressive orders (consecutive trades with the same time and
 aggressor side: one order walking the book), an order being complete when the next trade
-differs (or the stream ends). An order is *large* when its quantity is at least ``large_ratio`` times the typical
-aggressive order (exp of an EWMA of log quantity, half-life ``size_halflife`` orders).
+differs (or the stream ends). An order is *large* when its log quantity is at least
+``large_z`` standard deviations above the mean of recent aggressive orders' log quantities
+(EWMAs, half-life ``size_halflife`` orders): thresholds follow the venue's own size
+dispersion (the simulator's sd is 0.82, real crypto futures' about 2).
 
-A *burst* is ``min_burst_orders`` large orders on one side within ``burst_window_s`` adding
-up to ``min_burst_volume`` typical orders or more; it goes on while more come within
-``burst_window_s`` of its last, and its volume is that of its busiest window (a burst
-sets off a cascade of followers: counting all of it would ask the reversal to undo the
-market's reaction as well). Then, within ``reversal_timeout_s`` of the burst's last order,
-orders on the other side of at least ``reversal_large_ratio`` typical orders, placed after
-the burst began, adding up within any ``reversal_window_s`` to at least ``reversal_ratio`` of
-the burst's volume make
-the alert, raised at the order completing the reversal. Trades without an aggressor side are
-ignored. Large orders are kept in a ring of ``RING`` (the last ones only: a degradation only
-for bursts of more than ``RING`` large orders within a window).
+A *burst* is ``min_burst_orders`` large orders on one side within ``burst_window_s``
+adding up to ``min_burst_volume`` times the large-order threshold or more; it goes on while
+more come within ``burst_window_s`` of its last, and its volume is that of its busiest
+window (a burst sets off a cascade of followers: counting all of it would ask the reversal
+to undo the market's reaction as well); it must move the trade price ``min_move_ticks`` its
+way. Then, within ``reversal_timeout_s`` of the burst's last order, orders on the other side
+at least ``reversal_z`` standard deviations above the mean (in log quantity), placed after
+the burst began, adding up within any ``reversal_window_s`` to at least ``reversal_ratio``
+of the burst's volume make the alert, raised at the order completing the reversal. One
+burst is followed per side. Trades without an aggressor side are ignored. Large orders are
+kept in a ring of ``RING`` (the last ones only: a degradation only for bursts of more than
+``RING`` large orders within a window).
 
 Evidence: price = first trade price of the burst, size = burst volume, level = -1,
 metric = reversal volume / burst volume, n_events = large orders in burst and reversal.
@@ -39,16 +42,18 @@ MOMENTUM = KIND_CODES["momentum_ignition"]
 
 @dataclass(frozen=True)
 class MomentumParams:
-    large_ratio: float = 2.5  # large order: quantity >= this x typical aggressive order
-    size_halflife: float = 500.0  # aggressive orders: half-life of the typical-size EWMA
+    large_z: float = 1.1  # large order: log quantity >= mean + this x sd of recent aggressive orders' log
+    # quantities (EWMA); with the simulator's sd of 0.82, 2.5x the typical (geometric mean) order
+    size_halflife: float = 500.0  # aggressive orders: half-life of the EWMAs of log quantity
+    min_log_sd: float = 0.5  # floor of that sd (a feed of one repeated size would make every order large)
     warmup_orders: float = 100.0  # aggressive orders seen before any burst
     burst_window_s: float = 1.5  # s: window of a burst
     min_burst_orders: float = 8.0  # large same-side orders within the window for a burst ...
-    min_burst_volume: float = 33.0  # ... adding up to at least this x typical aggressive order
+    min_burst_volume: float = 13.0  # ... adding up to at least this x the large-order threshold
     reversal_timeout_s: float = 8.0  # s: the reversal must complete this soon after the burst's last order
     reversal_window_s: float = 3.0  # s: window of the reversal's large orders
     reversal_ratio: float = 0.6  # reversal volume >= this x burst volume ...
-    reversal_large_ratio: float = 6.0  # ... counting orders of at least this x typical aggressive order
+    reversal_z: float = 2.2  # ... counting orders whose log quantity is >= mean + this x sd (6x typical at 0.82)
     min_move_ticks: float = 6.0  # the burst moves the trade price this many ticks its way (tick: the
     # smallest positive change between successive trade prices seen so far)
     saturation_orders: float = 15.0  # burst orders scoring 100 on the size half of the score
@@ -64,8 +69,8 @@ SI_RING = SI_BURST + 2 * NBI
 R_TS, R_SIDE = range(2)
 NRI = 2
 # sf: scalars, then one burst per side of NBF values, then the ring
-F_MEAN, F_CUR_QTY, F_CUR_PX, F_CUR_LASTPX, F_TICK, F_PREVPX = range(6)
-SF_BURST = 6
+F_MEAN, F_CUR_QTY, F_CUR_PX, F_CUR_LASTPX, F_TICK, F_PREVPX, F_VAR = range(7)
+SF_BURST = 8
 BF_VOL, BF_PX, BF_PEAK = range(3)
 NBF = 3
 SF_RING = SF_BURST + 2 * NBF
@@ -86,14 +91,18 @@ def _new_state(params: MomentumParams) -> tuple[np.ndarray, np.ndarray]:
 def _order(p, si, sf, ring, ringf, ts, side, qty, price, last_price, alerts, ids, counts):
     """One completed aggressive order: ``price`` of its first trade, ``last_price`` of its last."""
     n = si[I_NORDERS]
-    typical = np.exp(sf[F_MEAN])
-    large = n >= p[2] and qty >= p[0] * typical
+    sd = max(np.sqrt(sf[F_VAR]), p[2])
+    threshold = np.exp(sf[F_MEAN] + p[0] * sd)  # of a large order
+    big = np.exp(sf[F_MEAN] + p[10] * sd)  # of an order counted in a reversal
+    large = n >= p[3] and qty >= threshold
     if qty > 0.0:
         alpha = max(1.0 / (n + 1), 1.0 - 0.5 ** (1.0 / p[1]))
-        sf[F_MEAN] += alpha * (np.log(qty) - sf[F_MEAN])
+        delta = np.log(qty) - sf[F_MEAN]
+        sf[F_MEAN] += alpha * delta
+        sf[F_VAR] = (1.0 - alpha) * (sf[F_VAR] + alpha * delta * delta)  # EW variance (West's update)
         si[I_NORDERS] = n + 1
-    bw = np.int64(p[3] * 1e9)
-    timeout = np.int64(p[6] * 1e9)
+    bw = np.int64(p[4] * 1e9)
+    timeout = np.int64(p[7] * 1e9)
     for s in range(2):
         b = SI_BURST + s * NBI
         if si[b + B_STATE] == 1 and ts - si[b + B_END] > timeout:
@@ -110,19 +119,18 @@ def _order(p, si, sf, ring, ringf, ts, side, qty, price, last_price, alerts, ids
     bo = SI_BURST + (1 if side > 0 else 0) * NBI
     fo = SF_BURST + (1 if side > 0 else 0) * NBF
     if si[bo + B_STATE] == 1:
-        rw = np.int64(p[7] * 1e9)
+        rw = np.int64(p[8] * 1e9)
         rev = 0.0
         n_rev = 0
-        big = p[9] * typical
         for k in range(RING):
             if ring[k, R_SIDE] == side and ring[k, R_TS] > si[bo + B_START] and ts - ring[k, R_TS] < rw \
                     and ringf[k, RF_QTY] >= big:
                 rev += ringf[k, RF_QTY]
                 n_rev += 1
-        moved = -side * (sf[fo + BF_PEAK] - sf[fo + BF_PX]) >= p[10] * sf[F_TICK] - 1e-9 * abs(sf[fo + BF_PX])
-        if rev >= p[8] * sf[fo + BF_VOL] and moved:
+        moved = -side * (sf[fo + BF_PEAK] - sf[fo + BF_PX]) >= p[11] * sf[F_TICK] - 1e-9 * abs(sf[fo + BF_PX])
+        if rev >= p[9] * sf[fo + BF_VOL] and moved:
             ratio = rev / sf[fo + BF_VOL]
-            score = 0.5 * score_from_ratio(float(si[bo + B_N]), p[4], p[11]) + 0.5 * score_from_ratio(ratio, p[8], 1.0)
+            score = 0.5 * score_from_ratio(float(si[bo + B_N]), p[5], p[12]) + 0.5 * score_from_ratio(ratio, p[9], 1.0)
             emit(alerts, counts, MOMENTUM, -side, si[bo + B_START], ts, ts, score, sf[fo + BF_PX], sf[fo + BF_VOL], -1,
                  ratio, si[bo + B_N] + n_rev)
             si[bo + B_STATE] = 0
@@ -148,7 +156,7 @@ def _order(p, si, sf, ring, ringf, ts, side, qty, price, last_price, alerts, ids
         si[bs + B_N] = max(si[bs + B_N], n_same)
         sf[fs + BF_VOL] = max(sf[fs + BF_VOL], vol)
         return
-    if n_same >= p[4] and vol >= p[5] * typical:  # a new burst (replacing one over and not reversed yet)
+    if n_same >= p[5] and vol >= p[6] * threshold:  # a new burst (replacing one over and not reversed yet)
         si[bs + B_STATE] = 1
         si[bs + B_START] = start
         si[bs + B_END] = ts
