@@ -335,13 +335,14 @@ def test_wash_trades_match_a_pandas_reference():
 
 
 def echo_trades(*, n=5, gap=0.5, sizes=None, sides=None, prices=None):
-    """Background prints of varied sizes, and ``n`` prints of 0.377 at 100.00 alternating sides."""
+    """Background prints of varied sizes (0.1-3), and ``n`` prints of 3.777 at 100.00 alternating sides
+    from 12.05 s (a large size: small ones everybody trades are not considered)."""
     rng = np.random.default_rng(1)
     rows = [(k * 0.1, 100.00 + 0.01 * (k % 3), round(float(rng.uniform(0.1, 3.0)), 3), 1 if k % 2 else -1)
-            for k in range(100)]
+            for k in range(150)]
     for k in range(n):
-        rows.append((3.05 + gap * k, 100.00 if prices is None else prices[k],
-                     0.377 if sizes is None else sizes[k], (1 if k % 2 else -1) if sides is None else sides[k]))
+        rows.append((12.05 + gap * k, 100.00 if prices is None else prices[k],
+                     3.777 if sizes is None else sizes[k], (1 if k % 2 else -1) if sides is None else sides[k]))
     rows.sort(key=lambda r: r[0])
     trades = np.zeros(len(rows), TRADE_DTYPE)
     for i, (t, px, q, agg) in enumerate(rows):
@@ -354,16 +355,17 @@ def test_wash_pattern_fires_on_a_size_traded_back_and_forth():
     alerts = run("wash_trades_pattern", trades=echo_trades())
     assert len(alerts) == 1
     a = alerts.iloc[0]
-    assert (a.kind, a.side, a.price, a["size"], a.n_events) == ("wash_trades", 0, 100.0, 0.377, 5)
-    assert (a.start_ts, a.end_ts) == (T0 + int(3.05 * S), T0 + int(5.05 * S))
-    assert a.metric == pytest.approx(5 * 0.377)
+    assert (a.kind, a.side, a.price, a["size"], a.n_events) == ("wash_trades", 0, 100.0, 3.777, 5)
+    assert (a.start_ts, a.end_ts) == (T0 + int(12.05 * S), T0 + int(14.05 * S))
+    assert a.metric == pytest.approx(5 * 3.777)
 
 
 @pytest.mark.parametrize("case", [
     dict(n=4),  # too few prints
     dict(gap=2.5),  # too slow
     dict(sides=[1, -1, -1, 1, -1]),  # two in a row on one side break the chain
-    dict(sizes=[0.377, 0.377, 0.378, 0.377, 0.377]),  # one size differs
+    dict(sizes=[3.777, 3.777, 3.778, 3.777, 3.777]),  # one size differs
+    dict(sizes=[0.377] * 5),  # a small size
     dict(prices=[100.00, 100.00, 100.05, 100.00, 100.00]),  # one price differs
 ])
 def test_wash_pattern_near_misses(case):
@@ -371,8 +373,8 @@ def test_wash_pattern_near_misses(case):
 
 
 def test_wash_pattern_skips_round_sizes():
-    assert len(run("wash_trades_pattern", trades=echo_trades(sizes=[0.5] * 5))) == 1
-    assert run("wash_trades_pattern", trades=echo_trades(sizes=[0.5] * 5), round_size=0.1).empty
+    assert len(run("wash_trades_pattern", trades=echo_trades(sizes=[5.0] * 5))) == 1
+    assert run("wash_trades_pattern", trades=echo_trades(sizes=[5.0] * 5), round_size=0.5).empty
 
 
 # -- iceberg ---------------------------------------------------------------------------------------------------

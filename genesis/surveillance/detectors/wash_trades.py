@@ -15,8 +15,9 @@ a price within ``price_tolerance`` (relative), comes within ``max_gap_s`` and is
 aggressor side (buying back what was just sold: the round trip of a wash). A chain starts
 at a trade echoing one of the last ``TRADE_RING`` trades and is reported when it reaches
 ``min_prints`` trades (at that trade). Random flow rarely repeats a size to the lot, but real
-venues have popular round sizes: sizes that are whole multiples of ``round_size`` are
-skipped when it is set. This is weaker evidence than ids, meant for feeds without them
+venues have popular sizes: only sizes at least ``min_size_z`` standard deviations above
+the mean log trade size (EWMAs) are considered, and sizes that are whole multiples of
+``round_size`` are skipped when it is set. This is weaker evidence than ids, meant for feeds without them
 (on the simulator, whose wash crosses are single prints of random size, it finds nothing,
 and it raised no alert in 5 clean hours). Evidence: price and size of the prints, metric =
 quantity traded back and forth, n_events = prints; no order ids.
@@ -135,25 +136,30 @@ class WashPatternParams:
     max_gap_s: float = 2.0  # s: an echo comes this soon after the trade it answers
     price_tolerance: float = 1e-4  # relative: an echo's price is this close to the answered trade's
     round_size: float = 0.0  # sizes that are whole multiples of this are skipped (0: none skipped)
+    min_size_z: float = 1.0  # sizes at least this many sd above the mean log trade size (EWMA) only:
+    # the small sizes everybody trades repeat by chance
+    size_halflife: float = 1000.0  # trades: half-life of the EWMAs of log size
+    warmup_trades: float = 100.0  # trades seen before any chain
     saturation_prints: float = 10.0  # prints scoring 100 (50 at min_prints, log-linear)
 
 
 TRADE_RING = 256  # recent trades searched for an echo partner
 MAX_CHAINS = 32
 # si: ring next slot, chains in use; ring (ts, side); chains (first, last, last side, n, alerted, first trade id)
-P_RING, P_NCH = 0, 1
-SIP_RING = 2
+P_RING, P_NCH, P_NTRADES = 0, 1, 2
+SIP_RING = 4
 SIP_CHAINS = SIP_RING + TRADE_RING * 2
 K_FIRST, K_LAST, K_SIDE, K_N, K_ALERTED = range(5)
 NKI = 5
 # sf: ring (qty, price); chains (qty, price)
 SFP_CHAINS = TRADE_RING * 2
+SFP_MEAN = SFP_CHAINS + MAX_CHAINS * 2  # then the EWMA mean and variance of log size
 
 
 def _new_pattern_state(params: WashPatternParams) -> tuple[np.ndarray, np.ndarray]:
     si = np.zeros(SIP_CHAINS + MAX_CHAINS * NKI, np.int64)
     si[SIP_RING:SIP_CHAINS:2] = np.iinfo(np.int64).min // 2  # empty ring slots are infinitely old
-    return si, np.zeros(SFP_CHAINS + MAX_CHAINS * 2, np.float64)
+    return si, np.zeros(SFP_MEAN + 2, np.float64)
 
 
 @nb.njit(cache=True)
@@ -183,6 +189,16 @@ def wash_pattern_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_
         ts = tr["exch_ts"]
         if side == 0 or not qty > 0.0:
             continue
+        n = si[P_NTRADES]
+        sd = np.sqrt(sf[SFP_MEAN + 1])
+        small = n < p[6] or np.log(qty) < sf[SFP_MEAN] + p[4] * sd
+        alpha = max(1.0 / (n + 1), 1.0 - 0.5 ** (1.0 / p[5]))
+        delta = np.log(qty) - sf[SFP_MEAN]
+        sf[SFP_MEAN] += alpha * delta
+        sf[SFP_MEAN + 1] = (1.0 - alpha) * (sf[SFP_MEAN + 1] + alpha * delta * delta)
+        si[P_NTRADES] = n + 1
+        if small:
+            continue
         if p[3] > 0.0:
             units = qty / p[3]
             if abs(units - np.round(units)) <= 1e-9 * max(1.0, units):
@@ -207,7 +223,7 @@ def wash_pattern_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_
                 ch[k, K_N] += 1
                 if ch[k, K_ALERTED] == 0 and ch[k, K_N] >= p[0]:
                     ch[k, K_ALERTED] = 1
-                    score = score_from_ratio(float(ch[k, K_N]), p[0], p[4])
+                    score = score_from_ratio(float(ch[k, K_N]), p[0], p[7])
                     emit(alerts, counts, WASH, 0, ch[k, K_FIRST], ts, ts, score, chf[k, 1], qty, -1,
                          qty * ch[k, K_N], ch[k, K_N])
             k += 1
