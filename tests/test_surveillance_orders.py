@@ -177,6 +177,16 @@ def test_layering_pulls_need_not_be_simultaneous():
     assert len(run("layering", f.orders(), book=flat_book(), **LAYER)) == 1
 
 
+def test_layering_without_owners_needs_one_pull():
+    anonymous = (NO_ID, NO_ID, NO_ID)
+    assert len(run("layering", layer_flow(owners=anonymous), book=flat_book(), **LAYER)) == 1  # pulled within 20 ms
+    f = Flow().background(0.0, 10.0)
+    for k, px in enumerate((99.99, 99.98, 99.97)):
+        f.add(5.0 + 0.05 * k, 10 + k, 1, px, 5.0)
+    f.delete(5.5, 10, 1, 99.99, 5.0).delete(6.5, 11, 1, 99.98, 5.0).delete(7.5, 12, 1, 99.97, 5.0)
+    assert run("layering", f.orders(), book=flat_book(), **LAYER).empty
+
+
 @pytest.mark.parametrize("case", [
     dict(prices=(99.99, 99.98)),  # two layers only
     dict(owners=(8, 9, 8)),  # not one owner

@@ -5,7 +5,8 @@ A *layer candidate* is an added order at least ``size_ratio`` times the typical 
 (see :mod:`.spoofing`) and at most ``max_level`` price levels behind its own touch. Candidates
 of one owner and side added within ``stack_window_s`` of the stack's first add form a
 *stack* (without owner ids, one stack per side: much weaker evidence, since unrelated
-traders then stack together). A stack is judged when its last live member leaves: it is
+traders then stack together, so the layers must then also be pulled within
+``anonymous_pull_window_s`` of each other). A stack is judged when its last live member leaves: it is
 layering when at least ``min_layers`` members (at ``min_prices`` distinct prices or more) were deleted within
 ``max_lifetime_s`` of being added and none was executed (a layer that trades was a genuine
 order). Members are pulled one by one (a layer reached by the price is pulled at once, the
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from genesis.feeds.events import EV_ADD, EV_DELETE, EV_EXECUTE, EV_EXECUTE_HIDDEN
+from genesis.feeds.events import EV_ADD, EV_DELETE, EV_EXECUTE, EV_EXECUTE_HIDDEN, NO_ID
 from genesis.surveillance.base import (
     KIND_CODES, SRC_BOOK, SRC_NONE, SRC_ORDER, Detector, emit, emit_id, next_source, score_from_ratio,
 )
@@ -51,6 +52,7 @@ class LayeringParams:
     min_layers: float = 3.0  # pulled layers for an alert
     min_prices: float = 2.0  # ... at this many distinct prices at least
     saturation_layers: float = 8.0  # layers scoring 100 (50 at min_layers, log-linear)
+    anonymous_pull_window_s: float = 0.1  # s: without owner ids, the layers must all be pulled this close
     max_candidates: float = 256.0  # live candidates remembered at once
 
 
@@ -63,7 +65,7 @@ CF_PRICE, CF_SIZE = range(2)
 NCF = 2
 MAX_STACKS = 32
 STACK_IDS = 16
-S_SERIAL, S_OWNER, S_SIDE, S_FIRST, S_LASTPULL, S_NLIVE, S_NPULLED, S_NEXEC, S_MINLEVEL, S_IDS = range(10)
+S_SERIAL, S_OWNER, S_SIDE, S_FIRST, S_LASTPULL, S_NLIVE, S_NPULLED, S_NEXEC, S_MINLEVEL, S_FIRSTPULL, S_IDS = range(11)
 NSI = S_IDS + STACK_IDS
 SF_SIZE, SF_PRICES = 0, 1
 NSF = SF_PRICES + STACK_IDS
@@ -103,7 +105,8 @@ def _judge(p, si, stk, stkf, j, ts, alerts, ids, counts):
             distinct += 1
         if nearest != nearest or (side > 0 and px > nearest) or (side < 0 and px < nearest):
             nearest = px
-    if stk[j, S_NEXEC] == 0 and stk[j, S_NPULLED] >= p[6] and distinct >= p[7]:
+    together = stk[j, S_OWNER] != NO_ID or stk[j, S_LASTPULL] - stk[j, S_FIRSTPULL] <= np.int64(p[9] * 1e9)
+    if stk[j, S_NEXEC] == 0 and stk[j, S_NPULLED] >= p[6] and distinct >= p[7] and together:
         score = score_from_ratio(float(stk[j, S_NPULLED]), p[6], p[8])
         row = emit(alerts, counts, LAYERING, side, stk[j, S_FIRST], stk[j, S_LASTPULL], ts, score, nearest,
                    stkf[j, SF_SIZE], stk[j, S_MINLEVEL], float(stk[j, S_NPULLED]), 2 * stk[j, S_NPULLED])
@@ -128,6 +131,8 @@ def _leave(p, si, cand, candf, stk, stkf, k, ts, how, alerts, ids, counts):
                 stk[j, S_IDS + n] = cand[k, C_ID]
                 stkf[j, SF_PRICES + n] = candf[k, CF_PRICE]
             stk[j, S_NPULLED] = n + 1
+            if n == 0:
+                stk[j, S_FIRSTPULL] = ts
             stk[j, S_LASTPULL] = ts
             stkf[j, SF_SIZE] += candf[k, CF_SIZE]
             stk[j, S_MINLEVEL] = min(stk[j, S_MINLEVEL], cand[k, C_LEVEL])
@@ -146,7 +151,7 @@ def _leave(p, si, cand, candf, stk, stkf, k, ts, how, alerts, ids, counts):
 @nb.njit(cache=True)
 def layering_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_sz,
                     o0, o1, t0, t1, b0, b1, alerts, ids, counts):
-    cap = np.int64(p[9])
+    cap = np.int64(p[10])
     cand = si[SI_HEAD:SI_HEAD + cap * NCI].reshape((cap, NCI))
     stk = si[SI_HEAD + cap * NCI:SI_HEAD + cap * NCI + MAX_STACKS * NSI].reshape((MAX_STACKS, NSI))
     candf = sf[SF_HEAD:SF_HEAD + cap * NCF].reshape((cap, NCF))
