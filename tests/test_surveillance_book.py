@@ -343,7 +343,7 @@ def test_spoofing_l2_fires(side):
     assert a.side == side and a.price == pytest.approx(price) and a["size"] == pytest.approx(40.0, abs=0.5)
     assert a.level == 1 and a.n_events == 2
     assert secs(a.start_ts) == pytest.approx(60.0) and secs(a.end_ts) == pytest.approx(61.5)
-    assert a.metric == pytest.approx(80.0, rel=0.05) and a.score == 100
+    assert a.metric == pytest.approx(80.0, rel=0.05) and a.score == pytest.approx(39.0)  # capped: L2 is a lead
     assert a.evidence["level_price"] == pytest.approx(price)
 
 

@@ -75,6 +75,8 @@ class SpoofL2Params:
     #                            mean): the add must be level-sized, not just beat dust-sized adds
     min_level: int = 1  # adds at the touch (level 0) do not count: size there trades; a spoof is meant
     #                     to be seen, not filled
+    max_score: float = 39.0  # scores are scaled into 0..max_score: without order ids this is a lead for an
+    #                          analyst (severity info/low), never proof (measured: README, Surveillance)
 
 
 # si header: started, first_ts, last_add_ts, buys, sells, have_prev, next slot, live count, previous row ts
@@ -209,7 +211,8 @@ def spoof_l2_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, 
                         typical = np.exp(sf[0] / sf[1]) if sf[1] > 0.0 else np.nan
                         ratio = added / typical if typical == typical else np.nan
                         emit(alerts, counts, SPOOF_L2, side, si[ci + 2], ts, ts,
-                             score_from_ratio(ratio, p[2], p[2] * p[8]), price, added, si[ci + 3], ratio, opposite)
+                             score_from_ratio(ratio, p[2], p[2] * p[8]) * p[12] / 100.0, price, added, si[ci + 3],
+                             ratio, opposite)
                     si[ci] = 0
                     si[7] -= 1
         # 2. new size near the touch
