@@ -215,7 +215,8 @@ def test_demo_pipeline_ingests_the_sample(home):
     assert result.ok, result.summary()
     assert result.run_dir.parent == home / "runs" / "demo"
     assert re.fullmatch(TIMESTAMP, result.run_dir.name)
-    assert sorted(p.name for p in result.run_dir.iterdir()) == ["01_ingest.ipynb", "02_explore.ipynb", "run.json"]
+    assert sorted(p.name for p in result.run_dir.iterdir()) == [
+        "01_ingest.ipynb", "02_explore.ipynb", "05_surveillance.ipynb", "run.json"]
     manifest = json.loads(result.manifest.read_text())
     assert manifest["pipeline"] == "demo" and manifest["ok"] is True
     assert manifest["steps"][0]["parameters"] == {
@@ -225,15 +226,17 @@ def test_demo_pipeline_ingests_the_sample(home):
     executed = nbformat.read(result.run_dir / "01_ingest.ipynb", as_version=4)
     assert any("injected-parameters" in cell.metadata.get("tags", []) for cell in executed.cells)
     with connect() as store:
-        levels = store.query_rows("SELECT DISTINCT length(bid_px) FROM book_snapshots")
+        levels = store.query_rows("SELECT DISTINCT length(bid_px) FROM book_snapshots WHERE symbol = {s:String}",
+                                  {"s": SYMBOL})
         counts = queries.table_counts(store)
         symbols = queries.symbols(store)
         book = queries.top_of_book(store, SYMBOL)
         history = queries.ingest_history(store)
     assert counts.loc[SYMBOL, "trades"] == SAMPLE_TRADES
     assert levels == [(10,)]
-    assert symbols == [SYMBOL]
-    assert list(history["status"]) == ["done"]
+    # The review step simulated the market it reviews (the store had none), and surveyed it.
+    assert sorted(symbols) == sorted([SYMBOL, "sim:SPOOFING+LAYERING-1"])
+    assert list(history["status"]) == ["done", "done"]
 
     # The top of book the notebook plotted: a real book, never crossed, in exchange-time order.
     assert list(book.columns) == list(queries.TOP_OF_BOOK_COLUMNS)
