@@ -26,7 +26,7 @@ from genesis.feeds.simulator import SCENARIOS, simulate  # noqa: E402
 from genesis.surveillance.detectors import all_detectors  # noqa: E402
 from genesis.surveillance.engine import Inputs, SurveillanceStream, detect  # noqa: E402
 
-SECONDS = 1500.0  # simulated: about a million events with the default rates
+SECONDS = 2200.0  # simulated: about a million events (orders + trades + book rows) with the default rates
 ONLINE_EVENTS = 100_000
 BASELINE_SECONDS = 120.0
 
