@@ -84,6 +84,16 @@ def empty_episodes() -> pd.DataFrame:
     })
 
 
+def delta_events(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start, row count and snapshot flag of each event in DELTA_DTYPE rows (runs of one ``seq``)."""
+    if not len(deltas):
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.bool_)
+    seq = deltas["seq"]
+    starts = np.flatnonzero(np.concatenate(([True], seq[1:] != seq[:-1])))
+    counts = np.diff(np.concatenate((starts, [len(seq)])))
+    return starts, counts, deltas["is_snapshot"][starts]
+
+
 @dataclass
 class MarketEvents:
     """Everything one source produced for one (namespaced) symbol, in time order.
@@ -114,5 +124,5 @@ class MarketEvents:
 __all__ = [
     "DELTA_DTYPE", "TRADE_DTYPE", "QUOTE_DTYPE", "ORDER_EVENT_DTYPE", "EPISODE_COLUMNS", "MarketEvents",
     "EV_ADD", "EV_CANCEL", "EV_DELETE", "EV_EXECUTE", "EV_EXECUTE_HIDDEN", "EV_CROSS", "EV_HALT", "EV_RESUME_QUOTING",
-    "EV_RESUME_TRADING", "EVENT_NAMES", "NO_ID", "empty", "empty_episodes",
+    "EV_RESUME_TRADING", "EVENT_NAMES", "NO_ID", "empty", "empty_episodes", "delta_events",
 ]

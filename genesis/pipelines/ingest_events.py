@@ -20,20 +20,10 @@ import numpy as np
 import pandas as pd
 
 from genesis.book.l2 import L2Book
-from genesis.feeds.events import MarketEvents
+from genesis.feeds.events import MarketEvents, delta_events
 from genesis.feeds.validate import validate
 from genesis.pipelines.ingest import FileReport, _insert_book_rows, file_sha256, run_source
 from genesis.store import Store, connect, migrate
-
-
-def _event_groups(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start, length and snapshot flag of each run of rows sharing one ``seq`` (one event)."""
-    if not len(deltas):
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.bool_)
-    seq = deltas["seq"]
-    starts = np.flatnonzero(np.concatenate(([True], seq[1:] != seq[:-1])))
-    counts = np.diff(np.concatenate((starts, [len(seq)])))
-    return starts, counts, deltas["is_snapshot"][starts]
 
 
 def write_market_events(store: Store, events: MarketEvents, source_id: str, *, depth_levels: int = 20,
@@ -62,7 +52,7 @@ def write_market_events(store: Store, events: MarketEvents, source_id: str, *, d
 
     d = events.deltas
     if len(d):
-        starts, lengths, snapshot = _event_groups(d)
+        starts, lengths, snapshot = delta_events(d)
         book = L2Book(depth_levels)
         bid_px, bid_sz, ask_px, ask_sz, crossed = book.apply_groups(starts, lengths, snapshot,
                                                                     d["side"], d["price"], d["qty"])

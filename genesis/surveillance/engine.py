@@ -19,7 +19,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from genesis.feeds.events import ORDER_EVENT_DTYPE, TRADE_DTYPE, MarketEvents
+from genesis.book.l2 import L2Book
+from genesis.feeds.events import ORDER_EVENT_DTYPE, TRADE_DTYPE, MarketEvents, delta_events
 from genesis.surveillance.base import ALERT_DTYPE, KINDS, MAX_IDS_PER_ALERT, Detector, severity
 
 SOURCES = ("orders", "trades", "book")
@@ -82,11 +83,8 @@ class Inputs:
             b = events.book
             book = Book(b["exch_ts"], b["bid_px"], b["bid_sz"], b["ask_px"], b["ask_sz"])
         elif len(events.deltas):
-            from genesis.book.l2 import L2Book
-            from genesis.pipelines.ingest_events import _event_groups
-
             d = events.deltas
-            starts, counts, snapshot = _event_groups(d)
+            starts, counts, snapshot = delta_events(d)
             bid_px, bid_sz, ask_px, ask_sz, crossed = L2Book(levels).apply_groups(
                 starts, counts, snapshot, d["side"], d["price"], d["qty"])
             keep = ~crossed
