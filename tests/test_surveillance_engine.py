@@ -161,3 +161,10 @@ def test_surveil_run_files_alerts_once(store_url):
     assert cited == found  # every order id an alert cites exists in the store
     if len(first.alerts):
         assert again.already_run and len(again.alerts) == 0
+    # The review table gives each alert its own evidence, as raised (no keys of other detectors).
+    from genesis.surveillance.review import alerts_table
+
+    table = alerts_table("sim:RUN", store_url=store_url)
+    raised = {(int(r.start_ts), r.kind): r.evidence for r in first.alerts.itertuples()}
+    for row in table.itertuples():
+        assert row.evidence == raised[(row.start.value, row.kind)]

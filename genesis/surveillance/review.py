@@ -43,7 +43,10 @@ def alerts_table(symbol: str | None = None, *, store_url: str | None = None, kin
             " ORDER BY a.start_ts DESC, a.score DESC", params or None)
     if not len(frame):
         return pd.DataFrame(columns=list(_COLUMNS))
-    frame["evidence"] = frame["evidence"].map(json.loads)
+    # A plain list: mapping an Arrow-backed column would infer one struct type for all rows,
+    # giving every alert every other detector's evidence keys (as None).
+    frame["evidence"] = pd.Series([json.loads(e) for e in frame["evidence"].tolist()], index=frame.index,
+                                  dtype=object)
     return frame
 
 
