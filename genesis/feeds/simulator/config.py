@@ -57,6 +57,8 @@ class SimConfig:
     feed_latency_ns: int = 2_000_000
     feed_jitter_ns: int = 500_000
     n_traders: int = 500  # background owners are 1000 .. 1000 + n_traders - 1
+    flow_bias: float = 0.0  # planted signal: P(buy) = 0.5 +/- flow_bias in a buy/sell flow regime (0: off)
+    flow_persistence_s: float = 30.0  # mean duration of a flow regime, seconds
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -78,6 +80,10 @@ class SimConfig:
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"SimConfig.{name}={getattr(self, name)!r} must be >= 0")
+        if not 0 <= self.flow_bias < 0.5:
+            raise ValueError(f"SimConfig.flow_bias={self.flow_bias!r} must be in [0, 0.5)")
+        if self.flow_persistence_s <= 0:
+            raise ValueError(f"SimConfig.flow_persistence_s={self.flow_persistence_s!r} must be > 0")
         for name in ("partial_cancel_share",):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"SimConfig.{name}={getattr(self, name)!r} must be in [0, 1]")

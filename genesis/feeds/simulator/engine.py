@@ -15,7 +15,10 @@ waiting time after a scripted action is exact by memorylessness):
   ``offset_decay`` truncated to ``levels`` ticks. A limit order that would cross executes as
   a marketable order up to its price, the rest rests;
 * market orders arrive at ``market_rate``, buy or sell with equal odds, and walk the other
-  side in price-time priority: one EV_EXECUTE per resting order hit;
+  side in price-time priority: one EV_EXECUTE per resting order hit. With ``flow_bias`` > 0
+  a latent regime (buy or sell pressure, switching after exponential times of mean
+  ``flow_persistence_s``) makes buys ``0.5 + flow_bias`` likely in a buy regime: a planted,
+  persistent order-flow signal (through impact, future mid moves follow it);
 * each resting background order is cancelled at ``cancel_rate`` per second (a random one of
   the live background orders), partially (EV_CANCEL of half its size) with probability
   ``partial_cancel_share``, else fully (EV_DELETE);
@@ -120,8 +123,8 @@ STATUS_SPAN = 2  # the book spans more ticks than the level ring holds
 
 # Float parameters (fp) and integer parameters (ip) of the kernel.
 P_REF0, P_VOL, P_IMPACT, P_LOT, P_LIMIT_RATE, P_MARKET_RATE, P_CANCEL_RATE, P_SIZE_MU, P_SIZE_SIGMA, \
-    P_OFFSET_DECAY, P_PARTIAL = range(11)
-N_FP = 11
+    P_OFFSET_DECAY, P_PARTIAL, P_FLOW_BIAS, P_FLOW_SWITCH = range(13)
+N_FP = 13
 I_SEED, I_T0, I_T_END, I_LEVELS, I_KEEP, I_TRADERS, I_RING, I_POOL, I_INIT_PER_LEVEL = range(9)
 N_IP = 9
 
@@ -471,6 +474,9 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
     st[S_NEXT_ID] = 1
     st[S_T] = ip[I_T0]
     fst[0] = fp[P_REF0]  # float state: the reference price (ticks)
+    fst[1] = 1.0  # the latent order-flow regime (+1 buy pressure, -1 sell), used when P_FLOW_BIAS > 0
+    flow_bias = fp[P_FLOW_BIAS]
+    flow_switch = fp[P_FLOW_SWITCH]  # regime switches per ns
     bk = (o, lv, st, bg, free, ev, ice_ids, fp, ip, fst)
     sqrt_ns = math.sqrt(1e-9)
     mult_bid = 1.0  # background limit arrival multipliers (A_SUPPRESS)
@@ -513,6 +519,8 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
         new_t = max(act_ts[ai], t) if scripted else t_next
         if new_t > t and vol > 0.0:
             fst[0] += vol * math.sqrt(new_t - t) * sqrt_ns * np.random.standard_normal()
+        if flow_bias > 0.0 and new_t > t and np.random.random() < 1.0 - math.exp(-flow_switch * (new_t - t)):
+            fst[1] = -fst[1]  # (draws only when the signal is on: runs without it are unchanged)
         t = new_t
         st[S_T] = t
         if scripted:
@@ -606,7 +614,7 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
             elif u < rate_bid + rate_ask:
                 _background_limit(bk, -1)
             elif u < rate_bid + rate_ask + market_rate:
-                side = 1 if np.random.random() < 0.5 else -1
+                side = 1 if np.random.random() < 0.5 + flow_bias * fst[1] else -1
                 lots = _draw_lots(fp)
                 owner = BACKGROUND_OWNER + np.random.randint(0, ip[I_TRADERS])
                 done = _walk(bk, side, lots, owner, _new_id(st), False, 0)
@@ -654,4 +662,4 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
 def scratch(pool: int, ring: int) -> tuple[np.ndarray, ...]:
     """The kernel's working memory: order pool, level ring, free and background slot lists, float state."""
     return (np.empty((pool, 9), np.int64), np.empty((ring, 3), np.int64), np.empty(pool, np.int64),
-            np.empty(pool, np.int64), np.zeros(1))
+            np.empty(pool, np.int64), np.zeros(2))

@@ -67,6 +67,8 @@ def _run(cfg: SimConfig, seconds: float, seed: int, script: Script):
     fp[E.P_SIZE_SIGMA] = cfg.size_sigma
     fp[E.P_OFFSET_DECAY] = cfg.offset_decay
     fp[E.P_PARTIAL] = cfg.partial_cancel_share
+    fp[E.P_FLOW_BIAS] = cfg.flow_bias
+    fp[E.P_FLOW_SWITCH] = 1.0 / (cfg.flow_persistence_s * 1e9)
     levels = int(cfg.levels)
     keep = cfg.depth_kept
     # The initial book holds about the steady state: arrivals a side / cancel rate, spread over the levels.
