@@ -191,9 +191,10 @@ def class_to_label(classes) -> np.ndarray:
 def class_weights(labels) -> torch.Tensor:
     """(3,) float32 loss weights in class-index order (down, stationary, up).
 
-    Inverse frequency over the labelled rows (NO_LABEL ignored), normalised so that the
-    weights average 1 over the classes present: ``w_c = N / (K * n_c)`` with K present
-    classes. A class absent from ``labels`` gets weight 0 (there is nothing to weigh).
+    Inverse frequency over the labelled rows (NO_LABEL ignored), ``w_c proportional to 1 / n_c``,
+    normalised so that the weights average 1 over the K classes present (so every class
+    carries the same total weight ``w_c * n_c`` and the loss keeps its usual scale). A class
+    absent from ``labels`` gets weight 0 (there is nothing to weigh).
     """
     values = np.asarray(labels)
     counts = np.array([(values == k).sum() for k in (-1, 0, 1)], dtype=np.float64)
@@ -201,7 +202,8 @@ def class_weights(labels) -> torch.Tensor:
     if not present.any():
         raise ValueError("class_weights: no labelled rows")
     weights = np.zeros(3)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
+    inverse = 1.0 / counts[present]
+    weights[present] = inverse / inverse.mean()
     return torch.tensor(weights, dtype=torch.float32)
 
 
