@@ -133,7 +133,7 @@ class Scaler:
         bad = ~np.isfinite(rows)
         if bad.any():
             row, col = np.argwhere(bad)[0]
-            raise ValueError(f"Scaler.fit: row {row}, column {col} is {rows[row, col]!r} (rows must be finite)")
+            raise ValueError(f"Scaler.fit: row {row}, column {col} is {float(rows[row, col])!r} (rows must be finite)")
         self.mean = rows.mean(axis=0)
         std = rows.std(axis=0)
         # A column constant up to rounding (e.g. a size that never moves) is treated as constant.

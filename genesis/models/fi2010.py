@@ -77,13 +77,14 @@ def load_fi2010(path, convention: Literal["1=down", "1=up"] = "1=down") -> FI201
     bad = np.argwhere(~np.isfinite(lob))
     if len(bad):
         sample, row = bad[0]
-        raise ValueError(f"{path}: row {row} (LOB), column {sample} is {lob[sample, row]!r}; expected a number")
+        raise ValueError(f"{path}: row {row} (LOB), column {sample} is {float(lob[sample, row])!r}; "
+                         "expected a number (rows and columns counted from 0)")
     raw = table[LABEL_ROWS].T
     valid = np.isin(raw, (1.0, 2.0, 3.0))
     if not valid.all():
         sample, k = np.argwhere(~valid)[0]
         raise ValueError(f"{path}: row {144 + k} (label, horizon {HORIZONS[k]}), column {sample} is "
-                         f"{raw[sample, k]!r}; expected 1, 2 or 3")
+                         f"{float(raw[sample, k])!r}; expected 1, 2 or 3 (rows and columns counted from 0)")
     mapping = _MAPS[convention]
     lookup = np.array([0, mapping[1], mapping[2], mapping[3]], dtype=np.int8)
     labels = lookup[raw.astype(np.int64)]
