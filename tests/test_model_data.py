@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import tracemalloc
 
 import numpy as np
@@ -150,6 +151,16 @@ def test_window_dataset_memory_does_not_grow_with_windows():
         assert np.shares_memory(ds.windows, features)
         assert ds.windows.shape == (20_000 - 99, 100, 40)
     np.testing.assert_array_equal(big.windows[12_345], features[12_345:12_445])
+
+
+def test_window_dataset_pickles_the_base_rows_only():
+    features = np.random.default_rng(4).normal(size=(2_000, 40)).astype(np.float32)
+    ds = WindowDataset(features, np.zeros(2_000, np.int8), np.arange(99, 2_000))
+    blob = pickle.dumps(ds)
+    assert len(blob) < 2 * features.nbytes  # not 1,901 windows of 16 kB
+    again = pickle.loads(blob)
+    assert np.shares_memory(again.windows, again.features)
+    np.testing.assert_array_equal(again[500][0].numpy(), ds[500][0].numpy())
 
 
 def test_window_dataset_rejects_bad_inputs():
@@ -321,3 +332,27 @@ def test_data_module_windows_never_span_two_symbols():
     assert dm.labels[889] != NO_LABEL
     info = dm.split_info()
     assert set(info["symbol"]) == {"x:AAA", "x:BBB"}
+
+
+def test_data_module_from_store_reads_book_snapshots(store_url):
+    """The bundled capture (USD-M BTCUSDT, 6547 event rows) ingested, then read back as windows."""
+    from tests.conftest import capture_path
+    from genesis.features.store import load_inputs
+    from genesis.pipelines.ingest import ingest_binance_capture
+    from genesis.store import connect
+
+    ingest_binance_capture(capture_path("usdm_btcusdt_20240808.jsonl.gz"), store_url=store_url, progress=False)
+    dm = LOBDataModule.from_store("BTCUSDT", store_url=store_url, horizon=10, n_folds=2, batch_size=8)
+    dm.setup()
+    assert dm.symbols == ["binance-usdm:BTCUSDT"]
+    with connect(store_url) as store:
+        snaps, _, _ = load_inputs(store, "BTCUSDT", levels=10)
+    assert len(dm.features) == len(snaps) == 6547
+    np.testing.assert_array_equal(dm.row_ts, snaps.ts)
+    rows = lob_features(snaps.bid_px, snaps.bid_sz, snaps.ask_px, snaps.ask_sz, dtype=np.float64)
+    # float32 z-scores keep ~7 digits of (x - mean) / std: far below a tick for every column.
+    assert np.all(np.abs(dm.scaler.inverse_transform(dm.features) - rows) <= 1e-5 * dm.scaler.std)
+    info = dm.split_info().set_index("split")
+    assert info.loc["train", "end"] < info.loc["val", "start"] < info.loc["test", "start"]
+    x, y = next(iter(dm.val_dataloader()))
+    assert x.shape == (8, 1, 100, 40) and torch.isfinite(x).all() and set(y.tolist()) <= {0, 1, 2}

@@ -242,8 +242,22 @@ class WindowDataset(Dataset):
         self.ends = ends
         self.labels = labels[ends].astype(np.int8)  # one byte per window
         self.classes = label_to_class(self.labels)
-        # windows[j] is rows j .. j + window - 1 (shape (window, d)): a view, no copy.
-        self.windows = sliding_window_view(features, self.window, axis=0).swapaxes(1, 2)
+        self.windows = self._view()
+
+    def _view(self) -> np.ndarray:
+        """windows[j] is rows j .. j + window - 1, shape (window, d): a strided view, no copy."""
+        return sliding_window_view(self.features, self.window, axis=0).swapaxes(1, 2)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickling a strided view copies every window (DataLoader workers under 'spawn'):
+        # send the base rows only and rebuild the view on the other side.
+        state = self.__dict__.copy()
+        del state["windows"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.windows = self._view()
 
     def __len__(self) -> int:
         return len(self.ends)
