@@ -1,0 +1,1 @@
+"""Models over limit-order-book snapshots: DeepLOB, its metrics and fast inference."""
