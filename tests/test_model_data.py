@@ -298,6 +298,8 @@ def test_data_module_labels_balance_and_loaders():
     assert len(train_y) == len(dm.datasets["train"])
     assert not torch.equal(train_y, dm.datasets["train"].batch()[1])  # shuffled ...
     assert sorted(train_y.tolist()) == sorted(dm.datasets["train"].classes.tolist())  # ... within train only
+    in_order = torch.cat([y for _, y in dm.train_dataloader(shuffle=False)])
+    np.testing.assert_array_equal(in_order.numpy(), dm.datasets["train"].classes)
     x_test = torch.cat([x for x, _ in dm.test_dataloader()])
     np.testing.assert_array_equal(x_test.numpy(), dm.datasets["test"].batch()[0].numpy())  # time order
     info = dm.split_info()

@@ -517,9 +517,12 @@ class LOBDataModule(L.LightningDataModule):
             return fi2010_labels(mid, self.horizon, self.alpha, self.smoothing)
         return triple_barrier(mid, self.horizon, self.alpha, self.alpha)[0]
 
-    def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        return self._loader("train", shuffle=True, generator=generator)
+    def train_dataloader(self, shuffle: bool = True) -> DataLoader:
+        """Train windows, shuffled among themselves (seeded by ``seed``); ``shuffle=False``
+        gives them in time order (e.g. to fit a baseline)."""
+        if not shuffle:
+            return self._loader("train", shuffle=False)
+        return self._loader("train", shuffle=True, generator=torch.Generator().manual_seed(self.seed))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
