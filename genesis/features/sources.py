@@ -113,11 +113,11 @@ def time_span(symbol: str, capture: str | Path | None = None, store_url: str | N
 
 def _stored_symbol(store, symbol: str) -> str:
     """``symbol`` as the store names it; a LookupError saying what it holds and how to ingest."""
-    from genesis.features.store import _book_symbols, resolve_symbol
+    from genesis.features.store import stored_symbol
 
     hint = ("ingest it first: `make run` (the bundled sample) or `genesis ingest binance-capture <files>`; "
             "or read a capture file directly (capture=...)")
     try:
-        return resolve_symbol(symbol, _book_symbols(store), f"the book snapshots of {store.url}")
+        return stored_symbol(store, symbol)
     except ValueError as exc:
         raise LookupError(f"{exc}; {hint}") from None

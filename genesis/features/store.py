@@ -67,7 +67,7 @@ def load_inputs(store, symbol: str, start: Any = None, end: Any = None, sampling
     Raises ValueError when the symbol has no event rows in the range.
     """
     _check_sampling(sampling)
-    symbol = resolve_symbol(symbol, _book_symbols(store), f"the book snapshots of {store.url}")
+    symbol = stored_symbol(store, symbol)
     lo, hi = _range(store, symbol, start, end)
     loaded = _ChunkReader(symbol, sampling.strip(), levels, int(warmup_rows)).read(store, lo, hi)
     if loaded is None:
@@ -381,7 +381,7 @@ def build_features(symbol: str, start: Any = None, end: Any = None, spec: Any = 
 
     with connect(store_url) as store:
         migrate(store)
-        symbol = resolve_symbol(symbol, _book_symbols(store), f"the book snapshots of {store.url}")
+        symbol = stored_symbol(store, symbol)
         lo, hi = _range(store, symbol, start, end)
         chunks = _chunks(store, symbol, lo, hi, chunk_ns)
         if not chunks:
@@ -675,6 +675,12 @@ def resolve_symbol(symbol: str, known: Iterable[str], where: str = "the store") 
         if matches:
             raise ValueError(f"symbol {symbol!r} is ambiguous in {where}: {', '.join(matches)}; pass one of these")
     raise ValueError(f"no symbol {symbol!r} in {where} (symbols there: {', '.join(known) or 'none'})")
+
+
+def stored_symbol(store, symbol: str) -> str:
+    """``symbol`` as the book snapshots of the store name it (bare ``BTCUSDT`` works when one
+    venue has it); ValueError naming what the store holds otherwise."""
+    return resolve_symbol(symbol, _book_symbols(store), f"the book snapshots of {store.url}")
 
 
 def _book_symbols(store) -> list[str]:

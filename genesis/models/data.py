@@ -459,16 +459,15 @@ class LOBDataModule(L.LightningDataModule):
                    **options) -> "LOBDataModule":
         """The ``'event'`` rows of ``book_snapshots`` for each symbol in ``[start, end)``
         (:func:`genesis.features.store.load_inputs`; None: the symbol's first / last row)."""
-        from genesis.features.store import _book_symbols, load_inputs, resolve_symbol
+        from genesis.features.store import load_inputs, stored_symbol
         from genesis.store import connect
 
         symbols = [symbols] if isinstance(symbols, str) else list(symbols)
         levels = options.get("levels", LEVELS)
         series = []
         with connect(store_url) as store:  # one short lease for all symbols
-            known = _book_symbols(store)
             for symbol in symbols:
-                symbol = resolve_symbol(symbol, known, f"the book snapshots of {store.url}")  # as stored
+                symbol = stored_symbol(store, symbol)  # as stored
                 snaps, _, _ = load_inputs(store, symbol, start, end, levels=levels)
                 series.append(_series(symbol, snaps.ts, snaps.bid_px, snaps.bid_sz, snaps.ask_px, snaps.ask_sz, levels))
         return cls(series, **options)

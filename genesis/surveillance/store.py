@@ -19,6 +19,7 @@ import pandas as pd
 
 from genesis.feeds.events import ORDER_EVENT_DTYPE, TRADE_DTYPE
 from genesis.features.store import load_inputs as load_book
+from genesis.features.store import stored_symbol
 from genesis.store import Store, connect, migrate
 from genesis.store.queries import to_ns
 from genesis.surveillance.alerts import AlertManager
@@ -32,7 +33,7 @@ _TRADE_COLUMNS = ", ".join(TRADE_DTYPE.names)
 def load_inputs(store: Store, symbol: str, start: Any = None, end: Any = None, *, levels: int = 20) -> Inputs:
     """Book rows (sampling 'event'), trades and order events of ``symbol`` in ``[start, end)``."""
     snapshots, _, _ = load_book(store, symbol, start, end, levels=levels)
-    symbol = _stored_name(store, symbol)
+    symbol = stored_symbol(store, symbol)
     lo = int(snapshots.ts[0]) if start is None else to_ns(start)
     hi = int(snapshots.ts[-1]) + 1 if end is None else to_ns(end)
     window = {"symbol": symbol, "lo": lo, "hi": hi}
@@ -44,12 +45,6 @@ def load_inputs(store: Store, symbol: str, start: Any = None, end: Any = None, *
         f"SELECT {_ORDER_COLUMNS} FROM order_events {where} ORDER BY exch_ts, seq", window), ORDER_EVENT_DTYPE)
     book = Book(snapshots.ts, snapshots.bid_px, snapshots.bid_sz, snapshots.ask_px, snapshots.ask_sz)
     return Inputs(symbol, orders, trades, book)
-
-
-def _stored_name(store: Store, symbol: str) -> str:
-    from genesis.features.store import _book_symbols, resolve_symbol
-
-    return resolve_symbol(symbol, _book_symbols(store), f"the book snapshots of {store.url}")
 
 
 def _structured(table, dtype: np.dtype) -> np.ndarray:
