@@ -13,11 +13,13 @@ after a warm-up:
   a frozen TorchScript graph) and ``rolling`` (:class:`RollingPredictor.push`, fast path:
   one new snapshot in, probabilities out; conv work of the previous 99 rows reused).
   Aim (issue 6): <= 1 ms p50.
-- ``batch``: :func:`predict_windows` over ``--windows`` windows with the conv blocks shared
-  between overlapping windows, against the eager batched model (every window through the
-  whole network, same batch size) over ``--eager-windows`` windows (fewer, for time; both
-  rates are per window). Max |probability difference| between the two on the windows both
-  computed. Aim: >= 2,000 windows/s.
+- ``batch``: :func:`predict_windows` over ``--windows`` windows with its three methods:
+  ``shared`` (conv blocks, inception interior and LSTM input projection computed once per
+  series step; recurrence per window, batched), ``conv`` (conv blocks shared, inception and
+  LSTM per window) and ``eager`` (every window through the whole eager model, same batch
+  size; over ``--eager-windows`` windows only, for time: rates are per window). Max
+  |probability difference| against eager on the windows both computed. Aim: >= 2,000
+  windows/s.
 - ``training``: forward + backward + Adam step on batches of 64 windows, eager, train mode.
 """
 
@@ -107,15 +109,17 @@ def main() -> None:
     # -- batch ---------------------------------------------------------------------------
     n_shared, n_eager = args.windows, args.eager_windows
     predict_windows(model, X[:WINDOW + 255], batch_size=args.batch_size)     # warm-up
-    t0 = time.perf_counter()
-    p_shared = predict_windows(model, X[:n_shared + WINDOW - 1], batch_size=args.batch_size)
-    shared_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    p_batched = predict_windows(model, X[:n_eager + WINDOW - 1], batch_size=args.batch_size,
-                                shared_conv=False)
-    eager_s = time.perf_counter() - t0
+    runs = {}
+    probs = {}
+    for method, n in (("shared", n_shared), ("conv", n_shared), ("eager", n_eager)):
+        t0 = time.perf_counter()
+        probs[method] = predict_windows(model, X[:n + WINDOW - 1], batch_size=args.batch_size,
+                                        method=method)
+        seconds = time.perf_counter() - t0
+        runs[method] = {"windows": n, "seconds": round(seconds, 3),
+                        "windows_per_s": round(n / seconds)}
     n_common = min(n_shared, n_eager)
-    shared_wps = n_shared / shared_s
+    shared_wps = runs["shared"]["windows_per_s"]
 
     # -- training ------------------------------------------------------------------------
     train_model = DeepLOB().train()
@@ -155,13 +159,13 @@ def main() -> None:
         },
         "batch": {
             "batch_size": args.batch_size,
-            "shared_conv": {"windows": n_shared, "seconds": round(shared_s, 3),
-                            "windows_per_s": round(shared_wps)},
-            "eager_batched": {"windows": n_eager, "seconds": round(eager_s, 3),
-                              "windows_per_s": round(n_eager / eager_s)},
-            "speedup": round(shared_wps / (n_eager / eager_s), 2),
-            "max_abs_diff_probabilities": float(
-                np.abs(p_shared[:n_common] - p_batched[:n_common]).max()),
+            **runs,
+            "speedup_shared_vs_eager": round(shared_wps / runs["eager"]["windows_per_s"], 2),
+            "speedup_conv_vs_eager": round(runs["conv"]["windows_per_s"]
+                                           / runs["eager"]["windows_per_s"], 2),
+            "max_abs_diff_probabilities_vs_eager": {
+                m: float(np.abs(probs[m][:n_common] - probs["eager"][:n_common]).max())
+                for m in ("shared", "conv")},
             "aim_windows_per_s": 2000, "aim_met": shared_wps >= 2000,
         },
         "training": {"batch_size": 64, "steps": args.train_steps, "seconds": round(train_s, 3),

@@ -48,16 +48,30 @@ def _eager_per_window(m: DeepLOB, X: np.ndarray, window: int = 100) -> np.ndarra
             for t in range(window - 1, len(X))])
 
 
-def test_predict_windows_equals_eager_per_window():
-    m, X = _random_model(), _series(300)
+@pytest.mark.parametrize("method", ["shared", "conv", "eager"])
+def test_predict_windows_equals_eager_per_window(method):
+    m, X = _random_model(), _series(260)
     expected = _eager_per_window(m, X)
-    got = predict_windows(m, X, batch_size=64)         # several batches, a ragged last one
-    assert got.shape == (201, 3) and got.dtype == np.float32
+    got = predict_windows(m, X, batch_size=64, method=method)   # ragged last batch
+    assert got.shape == (161, 3) and got.dtype == np.float32
     assert np.abs(got - expected).max() < TOL
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-6)
-    # the eager batched path too, and batch size does not matter
-    assert np.abs(predict_windows(m, X, shared_conv=False) - expected).max() < TOL
-    assert np.abs(predict_windows(m, X, batch_size=1000) - got).max() < TOL
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5, 1000])
+def test_shared_path_does_not_depend_on_batch_size(batch_size):
+    m, X = _random_model(5), _series(140, seed=5)
+    expected = _eager_per_window(m, X)
+    got = predict_windows(m, X, batch_size=batch_size)
+    assert np.abs(got - expected).max() < TOL
+
+
+def test_shared_path_other_window_lengths():
+    """Short windows (few interior steps, or none: falls back to "conv") stay exact."""
+    m, X = _random_model(6), _series(60, seed=6)
+    for window in (19, 24, 27, 40):
+        got = predict_windows(m, X, window=window, batch_size=16)
+        assert np.abs(got - _eager_per_window(m, X, window)).max() < TOL, window
 
 
 def test_predict_windows_restores_training_mode_and_short_series():
@@ -76,12 +90,17 @@ def test_predict_windows_bad_input():
         predict_windows(m, np.zeros((200, 39)))
     with pytest.raises(ValueError, match="batch_size"):
         predict_windows(m, _series(200), batch_size=0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        predict_windows(m, _series(200), method="fast")
+    with pytest.raises(ValueError, match="window must be >= 19"):
+        predict_windows(m, _series(200), window=18)
 
 
-def test_nan_rows_poison_only_their_windows():
+@pytest.mark.parametrize("method", ["shared", "conv"])
+def test_nan_rows_poison_only_their_windows(method):
     m, X = _random_model(), _series(250)
     X[180] = np.nan
-    got = predict_windows(m, X)
+    got = predict_windows(m, X, batch_size=64, method=method)
     bad = np.isnan(got).any(axis=1)
     # windows i .. i+99 containing row 180: i in 81 .. 150
     assert np.flatnonzero(bad).tolist() == list(range(81, 151))

@@ -66,28 +66,108 @@ def _as_series(X: np.ndarray | torch.Tensor, n_features: int) -> torch.Tensor:
     return t.contiguous()
 
 
+#: Inception output steps at each end of a window that see its 'same' padding (5x1 conv).
+_EDGE = 2
+#: Conv-feature steps an edge needs: the edge steps plus the 5x1 kernel's reach inward.
+_EDGE_SLICE = 2 * _EDGE + 1
+#: predict_windows methods, fastest first.
+METHODS = ("shared", "conv", "eager")
+
+
+def _gate_order(n_hidden: int) -> torch.Tensor:
+    """Row order putting PyTorch's LSTM gates (i, f, g, o) as (i, f, o, g): sigmoids first."""
+    h = n_hidden
+    return torch.cat([torch.arange(0, 2 * h), torch.arange(3 * h, 4 * h),
+                      torch.arange(2 * h, 3 * h)])
+
+
+def _shared_head(model: DeepLOB, feats: torch.Tensor, count: int) -> torch.Tensor:
+    """Logits of ``count`` consecutive windows from their chunk's conv features, sharing work.
+
+    Args:
+        feats: (32, count + S - 1) conv features of the chunk, S steps per window.
+
+    Window b sees feature steps b .. b+S-1. The inception module is shift invariant except
+    where its 'same' padding reaches: the first and last :data:`_EDGE` steps of a window.
+    So the inception output and the LSTM's input projection (W_ih y + b) are computed once
+    per chunk step and are exact for every window's interior steps; each window's edge steps
+    come from the inception module run on its first and last :data:`_EDGE_SLICE` feature
+    steps (which pad exactly as the full window does). The recurrence then runs over all
+    windows at once: at step t the windows' projected inputs are the contiguous rows
+    t .. t+count-1 of the chunk's projection, no gather.
+    """
+    n_steps = feats.shape[1] - count + 1
+    lstm = model.lstm
+    order = _gate_order(lstm.hidden_size)
+    w_ih = lstm.weight_ih_l0[order].T                                # (192, 4H)
+    w_hh = lstm.weight_hh_l0[order].T.contiguous()                   # (H, 4H)
+    bias = (lstm.bias_ih_l0 + lstm.bias_hh_l0)[order]
+
+    y_chunk = model.inception(feats[None, :, :, None])[0, :, :, 0]   # (192, L)
+    g_chunk = torch.addmm(bias, y_chunk.T, w_ih)                     # (L, 4H), row = step
+
+    slices = feats.unfold(1, _EDGE_SLICE, 1)                         # (32, L-4, 5) view
+    heads = slices[:, :count]                                        # window b: steps b..b+4
+    tails = slices[:, n_steps - _EDGE_SLICE:n_steps - _EDGE_SLICE + count]
+    edges = torch.cat([heads, tails], dim=1).permute(1, 0, 2).unsqueeze(3)
+    y_edges = model.inception(edges.contiguous())[:, :, :, 0]        # (2 count, 192, 5)
+    # Edge steps as rows of one 2-D matmul (a batched matmul over windows is ~10x slower):
+    # rows [0, count) are window steps 0 and 1, rows [count, 2 count) steps S-2 and S-1.
+    y_edge_rows = torch.cat([y_edges[:count, :, :_EDGE],
+                             y_edges[count:, :, _EDGE_SLICE - _EDGE:]], dim=2)
+    g_edges = torch.addmm(bias, y_edge_rows.transpose(1, 2).reshape(-1, y_chunk.shape[0]),
+                          w_ih).view(count, 2 * _EDGE, -1)            # (count, 4, 4H)
+
+    hidden = lstm.hidden_size
+    h = torch.zeros(count, hidden)
+    c = torch.zeros(count, hidden)
+    for t in range(n_steps):
+        if t < _EDGE:
+            g_in = g_edges[:, t]
+        elif t >= n_steps - _EDGE:
+            g_in = g_edges[:, t - (n_steps - 2 * _EDGE)]
+        else:
+            g_in = g_chunk[t:t + count]
+        gates = torch.addmm(g_in, h, w_hh)
+        sig = torch.sigmoid(gates[:, :3 * hidden])
+        cand = torch.tanh(gates[:, 3 * hidden:])
+        c = torch.addcmul(sig[:, hidden:2 * hidden] * c, sig[:, :hidden], cand)
+        h = sig[:, 2 * hidden:] * torch.tanh(c)
+    return model.fc1(h)
+
+
 @torch.inference_mode()
 def predict_windows(model: DeepLOB, X: np.ndarray | torch.Tensor, *, window: int = WINDOW,
-                    batch_size: int = 2048, shared_conv: bool = True) -> np.ndarray:
+                    batch_size: int = 2048, method: str = "shared") -> np.ndarray:
     """Class probabilities of every window of a long series, windows ending at rows >= window-1.
 
     Args:
         model: a DeepLOB (its weights are used as they are; eval mode for the call).
         X: (T, F) normalised snapshots, time ascending, float32 (other dtypes converted).
         window: rows per window (100 in the paper).
-        batch_size: windows per batch. Memory per batch is about
-            ``batch_size x 82 x 192 x 4 x 3`` bytes (25 MB at 2048) plus the conv chunk.
-        shared_conv: True (default) runs the conv blocks once per chunk of the series and
-            slices each window's features out of it; False runs the eager model on every
-            window (the reference to compare with, about 4x slower).
+        batch_size: windows per batch (one chunk of window + batch_size - 1 rows). Memory
+            per batch is a few hundred bytes x batch_size x window; 2048 is ~50-100 MB.
+        method: how much work overlapping windows share:
+
+            * ``"shared"`` (default, fastest): the conv blocks once per chunk; the inception
+              module and the LSTM's input projection once per chunk step too, recomputed
+              per window only at the window's two first and two last steps (where 'same'
+              padding makes them differ); the LSTM recurrence per window, batched.
+            * ``"conv"``: the conv blocks once per chunk, each window's feature slice then
+              through the eager inception module and LSTM.
+            * ``"eager"``: every window through the whole eager model (the reference).
 
     Returns:
         (T - window + 1, n_classes) float32 probabilities; row i belongs to the window of
         rows i .. i + window - 1, i.e. to the prediction made at row ``i + window - 1``.
         Empty (0, n_classes) when T < window. NaN rows in X give NaN probabilities for
-        every window that contains them.
+        every window that contains them (and, with ``"shared"``, for no other window).
     """
     n_steps = _check_window(model, window)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "shared" and n_steps < 2 * _EDGE_SLICE:
+        method = "conv"                      # windows too short to have an interior
     series = _as_series(X, model.n_features)
     n_windows = series.shape[0] - window + 1
     if n_windows <= 0:
@@ -100,14 +180,17 @@ def predict_windows(model: DeepLOB, X: np.ndarray | torch.Tensor, *, window: int
             count = min(batch_size, n_windows - first)
             # Rows first .. first+count+window-2 hold every window of this batch.
             rows = series[first:first + count + window - 1]
-            if shared_conv:
-                feats = model.conv_features(rows[None, None])[0, :, :, 0]   # (32, count+81)
-                # windows[b] = feats[:, b:b+82]; unfold gives a view, the head copies.
-                windows = feats.unfold(1, n_steps, 1).permute(1, 0, 2)      # (count, 32, 82)
-                logits = model.head(windows.unsqueeze(3).contiguous())
-            else:
+            if method == "eager":
                 windows = rows.unfold(0, window, 1).transpose(1, 2)        # (count, 100, F)
                 logits = model(windows.unsqueeze(1).contiguous())
+            else:
+                feats = model.conv_features(rows[None, None])[0, :, :, 0]   # (32, count+81)
+                if method == "shared":
+                    logits = _shared_head(model, feats, count)
+                else:
+                    # windows[b] = feats[:, b:b+82]; unfold gives a view, the head copies.
+                    windows = feats.unfold(1, n_steps, 1).permute(1, 0, 2)  # (count, 32, 82)
+                    logits = model.head(windows.unsqueeze(3).contiguous())
             out[first:first + count] = torch.softmax(logits, dim=-1).numpy()
     return out
 
