@@ -8,7 +8,12 @@ import torch
 from torch import nn
 
 from genesis.models.deeplob import DeepLOB
-from genesis.models.inference import RollingPredictor, freeze_for_inference, predict_windows
+from genesis.models.inference import (
+    RollingPredictor,
+    fold_conv_batchnorm,
+    freeze_for_inference,
+    predict_windows,
+)
 
 TOL = 1e-5
 
@@ -161,3 +166,17 @@ def test_frozen_single_window_equals_eager():
     f = freeze_for_inference(m)
     got = f(torch.from_numpy(X)[None, None]).numpy()
     assert np.abs(got - _eager_per_window(m, X)).max() < TOL
+
+
+def test_folded_conv_blocks_equal_the_eval_conv_blocks():
+    m = _random_model(7)
+    folded = fold_conv_batchnorm(m)
+    assert sum(isinstance(x, nn.BatchNorm2d) for x in folded) == 1
+    assert sum(isinstance(x, nn.Conv2d) for x in folded) == 9
+    x = torch.from_numpy(_series(230, seed=7))[None, None]
+    with torch.no_grad():
+        expected = m.conv_features(x)
+        got = folded(x)
+    assert got.shape == expected.shape == (1, 32, 212, 1)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert m.conv1[2].training is False and m.conv2[0].weight.requires_grad   # m untouched
