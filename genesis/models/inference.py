@@ -6,10 +6,12 @@ affine map, so the conv output at time step j depends only on input rows j .. j+
 on where the window starts. Overlapping windows therefore share all their conv work (about
 3/4 of the network's multiply-adds):
 
-* :func:`predict_windows` runs the conv blocks once over a chunk of the series and slices
-  the 82-step feature window of every 100-row window out of it (a strided view); only the
-  inception module (which pads 'same' at the window's edges, so it is not shift invariant)
-  and the LSTM run per window, batched.
+* :func:`predict_windows` runs the conv blocks once over a chunk of the series. The
+  inception module pads 'same' at a window's edges, so it is shift invariant only in a
+  window's interior: it (and the LSTM's input projection after it) also runs once per
+  chunk step, and per window only at the two first and two last steps. The LSTM
+  recurrence runs per window, all windows of a batch at once. About 30x eager batched
+  windows on 2 threads (``benchmarks/bench_deeplob.py``).
 * :class:`RollingPredictor` computes the conv features of the newest row only (from the
   last 19 rows) on each push and keeps the last 82 of them in a ring buffer; a prediction
   then costs the inception module and the LSTM over one window. With ``fast=True`` the
@@ -54,7 +56,14 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def _check_window(model: DeepLOB, window: int) -> int:
-    """The conv-feature length of a window; the window must cover the receptive field."""
+    """The conv-feature length of a window; the window must cover the receptive field.
+
+    Also checks that the model is on the CPU, where these paths are built to run.
+    """
+    device = next(model.parameters()).device
+    if device.type != "cpu":
+        raise ValueError(f"CPU inference needs a model on the CPU, got one on {device}; "
+                         "pass model.cpu() (or a copy of it)")
     if window < CONV_RECEPTIVE_FIELD:
         raise ValueError(f"window must be >= {CONV_RECEPTIVE_FIELD} rows, got {window}")
     return window - CONV_RECEPTIVE_FIELD + 1
@@ -148,7 +157,8 @@ def predict_windows(model: DeepLOB, X: np.ndarray | torch.Tensor, *, window: int
         X: (T, F) normalised snapshots, time ascending, float32 (other dtypes converted).
         window: rows per window (100 in the paper).
         batch_size: windows per batch (one chunk of window + batch_size - 1 rows). Memory
-            per batch is a few hundred bytes x batch_size x window; 2048 is ~50-100 MB.
+            grows linearly with it: at 2048, tens of MB for ``"shared"``, a few hundred MB
+            for ``"conv"``, over a GB for ``"eager"``.
         method: how much work overlapping windows share:
 
             * ``"shared"`` (default, fastest): the conv blocks once per chunk; the inception
