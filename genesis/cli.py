@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "genesis.pipelines.cli",
     "genesis.features.cli",
     "genesis.surveillance.cli",
+    "genesis.models.cli",
 )
 
 
