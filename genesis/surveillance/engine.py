@@ -252,7 +252,8 @@ class SurveillanceStream:
 
 
 def detect(inputs: Inputs, detectors: Sequence[Detector] | None = None) -> pd.DataFrame:
-    """Run detectors over everything in ``inputs`` at once (the batch path)."""
+    """Run detectors over everything in ``inputs`` at once (the batch path). Detectors that
+    need a source the inputs lack (order events, on a Binance capture) are left out."""
     from genesis.surveillance.detectors import default_detectors
 
     sources = [s for s in SOURCES if len(getattr(inputs, s))]
@@ -262,7 +263,9 @@ def detect(inputs: Inputs, detectors: Sequence[Detector] | None = None) -> pd.Da
     first = stream.process(inputs.orders if "orders" in sources else None,
                            inputs.trades if "trades" in sources else None,
                            inputs.book if "book" in sources else None)
-    return pd.concat([first, stream.finish()], ignore_index=True) if len(first) else stream.finish()
+    last = stream.finish()
+    found = [frame for frame in (first, last) if len(frame)]
+    return pd.concat(found, ignore_index=True) if len(found) == 2 else (found[0] if found else last)
 
 
 __all__ = ["Book", "Inputs", "SurveillanceStream", "detect", "alerts_frame", "ALERT_COLUMNS", "SOURCES"]
