@@ -19,7 +19,7 @@ SAMPLE = data/sample/usdm_btcusdt_20240808.jsonl.gz
 SAMPLE_SYMBOL = binance-usdm:BTCUSDT
 # A simulated market with spoofing and layering episodes (ground truth in the `episodes` table).
 SIMULATION = --scenario spoofing --scenario layering --seconds 600 --seed 1
-NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb notebooks/05_surveillance.ipynb
+NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb notebooks/03_train_deeplob.ipynb notebooks/05_surveillance.ipynb
 TORCH_PIN = 2.13.0
 # The venv is (re)installed when missing or when pyproject.toml changes.
 STAMP = $(VENV)/.installed
