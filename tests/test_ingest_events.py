@@ -175,3 +175,13 @@ def test_ingest_commands(store_url, capsys):
     with connect(store_url) as store:
         assert store.query_rows("SELECT groupUniqArray(kind) FROM episodes WHERE symbol = 'sim:ICEBERG-2'")[0][0] \
             == ["iceberg"]
+
+
+def test_simulate_help_names_every_scenario_and_bad_data_kind(capsys):
+    from genesis.cli import main
+    from genesis.feeds.simulator import BAD_DATA, SCENARIOS
+
+    with pytest.raises(SystemExit):
+        main(["ingest", "simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in (*SCENARIOS, *BAD_DATA))

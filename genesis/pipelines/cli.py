@@ -93,15 +93,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     lobster.add_argument("--replace", action="store_true", help="re-ingest files already ingested")
     lobster.set_defaults(handler=_cmd_ingest_lobster)
 
-    from genesis.feeds.simulator import BAD_DATA, SCENARIOS
-
+    # Scenario and bad-data names are checked by the simulator (an unknown one is an error that
+    # lists the known ones): importing it here would load Numba for every `genesis` command.
     simulate = ingest_sub.add_parser("simulate", help="a simulated market with injected episodes (ground truth stored)")
-    simulate.add_argument("--scenario", action="append", default=[], choices=SCENARIOS,
-                          help="inject this kind of episode (repeatable; none: a clean market)")
+    simulate.add_argument("--scenario", action="append", default=[], metavar="KIND",
+                          help="inject this kind of episode (repeatable; none: a clean market): spoofing, layering, "
+                               "quote_stuffing, momentum_ignition, flash_crash, wash_trades, iceberg")
     simulate.add_argument("--seconds", type=float, default=600.0, help="simulated time (default 600)")
     simulate.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same events")
-    simulate.add_argument("--bad-data", action="append", default=[], choices=BAD_DATA,
-                          help="also inject bad rows of this kind (they end in quarantine)")
+    simulate.add_argument("--bad-data", action="append", default=[], metavar="KIND",
+                          help="also inject bad rows of this kind (they end in quarantine): crossed_book, "
+                               "nan_negative, duplicates, out_of_order")
     simulate.add_argument("--symbol", default=None, help="default sim:<SCENARIOS>-<SEED>")
     simulate.add_argument("--store", default=None, help="store URL (default: GENESIS_CLICKHOUSE_URL)")
     simulate.add_argument("--replace", action="store_true", help="simulate and store again")
