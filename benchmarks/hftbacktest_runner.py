@@ -1,0 +1,296 @@
+"""Runs hftbacktest 2.4 on event arrays made by :mod:`benchmarks.hftbacktest_data` (benchmark-only).
+
+This file runs in the separate hftbacktest environment (``benchmarks/setup_hftbacktest.sh``,
+default ``.venv-hftbacktest``) and imports only NumPy, Numba and hftbacktest, never ``genesis``,
+so hftbacktest's pins (numpy<2.3) never touch the project's environment. The parent scripts
+(``hftbacktest_compare.py``, ``bench_backtest.py``) write the events to a ``.npy`` file, run
+
+    .venv-hftbacktest/bin/python benchmarks/hftbacktest_runner.py taker|noop|mm EVENTS.npy OUT.json [options]
+
+and read back one JSON document (and, for ``taker``, an ``.npz`` of the fills).
+
+How hftbacktest (``HashMapMarketDepthBacktest``, ``NoPartialFillExchange``, ``ConstantLatency``)
+fills, as read in its source (hftbacktest/src/backtest, tag py-hftbacktest 2.4.4):
+
+- The exchange processor applies rows flagged ``EXCH_EVENT`` at their ``exch_ts``; the strategy's
+  local book applies rows flagged ``LOCAL_EVENT`` at their ``local_ts``. At equal timestamps the
+  event loop takes local data, then local order responses, then exchange data, then orders
+  arriving at the exchange (``EventSet``: first of the smallest), so an order arriving at ``T``
+  meets the book after every exchange row with ``exch_ts <= T``.
+- An order submitted at local time ``t`` (the backtest's current time) reaches the exchange at
+  ``t + entry_latency``. A market order (or a marketable GTC/IOC limit) is filled there in full
+  at the best opposite price, whatever its size and the size at that level: one fill, maker
+  False, ``exch_timestamp = t + entry_latency``. The response reaches the strategy at
+  ``exch_timestamp + response_latency``.
+- Fees (``trading_value_fee_model``) are ``rate * price * qty`` per fill, rates as fractions
+  (0.0005 is 5 bps); ``balance`` is minus the signed traded notional.
+- ``elapse(d)`` moves the clock to exactly ``current + d`` after processing every event up to
+  and including that time; the first call starts from the first row's timestamp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+from numba import njit
+
+import hftbacktest as hbt_mod
+from hftbacktest import (
+    BUY, FILLED, GTC, GTX, LIMIT, MARKET, SELL, BacktestAsset, HashMapMarketDepthBacktest,
+)
+
+EXPECTED_EVENT_DTYPE = np.dtype(
+    [("ev", "u8"), ("exch_ts", "i8"), ("local_ts", "i8"), ("px", "f8"), ("qty", "f8"), ("order_id", "u8"),
+     ("ival", "i8"), ("fval", "f8")],
+    align=True,
+)
+FILL_FIELDS = ("exch_ts", "local_ts", "order_id", "side", "price", "qty")
+
+
+def check_version() -> None:
+    """Fail early if the installed hftbacktest is not the event layout the converter writes."""
+    if hbt_mod.event_dtype != EXPECTED_EVENT_DTYPE:
+        sys.exit(f"hftbacktest {hbt_mod.__version__}: event dtype {hbt_mod.event_dtype} differs from the one "
+                 f"benchmarks/hftbacktest_data.py writes ({EXPECTED_EVENT_DTYPE})")
+
+
+def make_backtest(data: np.ndarray, args: argparse.Namespace):
+    asset = (
+        BacktestAsset()
+        .data(data)
+        .linear_asset(1.0)
+        .constant_order_latency(args.entry_latency_ns, args.response_latency_ns)
+        .trading_value_fee_model(args.maker_fee_bps * 1e-4, args.taker_fee_bps * 1e-4)
+        .tick_size(args.tick_size)
+        .lot_size(args.lot_size)
+        .no_partial_fill_exchange()
+        .parallel_load(False)
+    )
+    if args.queue == "risk_adverse":
+        asset = asset.risk_adverse_queue_model()
+    else:
+        asset = asset.power_prob_queue_model(float(args.queue_power))
+    return HashMapMarketDepthBacktest([asset])
+
+
+@njit
+def _record_fills(hbt, fills, n):
+    """Append the strategy's filled orders (as the local side knows them) to ``fills``; clear them."""
+    values = hbt.orders(0).values()
+    while values.has_next():
+        order = values.get()
+        if order.status == FILLED and n < len(fills):
+            fills[n, 0] = order.exch_timestamp
+            fills[n, 1] = order.local_timestamp
+            fills[n, 2] = order.order_id
+            fills[n, 3] = order.side
+            fills[n, 4] = order.exec_price
+            fills[n, 5] = order.exec_qty
+            n += 1
+    hbt.clear_inactive_orders(0)
+    return n
+
+
+@njit
+def taker_kernel(hbt, start_ts, interval, n_orders, qty, fills):
+    """Market orders of ``qty`` at local times start_ts + k * interval, buy first, then alternating.
+
+    Returns (fills recorded, orders sent, final mid). ``fills`` rows are (exch_ts, request
+    local_ts, order_id, side, price, qty) as float64.
+    """
+    n = 0
+    sent = 0
+    hbt.elapse(0)
+    if hbt.elapse(start_ts - hbt.current_timestamp) != 0:
+        return n, sent, np.nan
+    for k in range(n_orders):
+        side_buy = k % 2 == 0
+        if side_buy:
+            hbt.submit_buy_order(0, k + 1, 0.0, qty, GTC, MARKET, False)
+        else:
+            hbt.submit_sell_order(0, k + 1, 0.0, qty, GTC, MARKET, False)
+        sent += 1
+        if hbt.elapse(interval) != 0:
+            break
+        n = _record_fills(hbt, fills, n)
+    n = _record_fills(hbt, fills, n)
+    depth = hbt.depth(0)
+    return n, sent, (depth.best_bid + depth.best_ask) / 2.0
+
+
+@njit
+def noop_kernel(hbt, timeout):
+    """Wake on every market-data row the strategy receives (rows of one local time together) and
+    read the top of the book; returns (wake-ups, checksum of best bid ticks)."""
+    wakeups = 0
+    checksum = 0
+    while True:
+        rc = hbt.wait_next_feed(False, timeout)
+        if rc == 1:  # end of data
+            break
+        if rc != 0 and rc != 2:
+            return -rc, checksum
+        depth = hbt.depth(0)
+        checksum += depth.best_bid_tick
+        wakeups += 1
+    return wakeups, checksum
+
+
+@njit
+def market_maker_kernel(hbt, qty, max_position, skew_ticks_per_unit, timeout):
+    """Quote one post-only (GTX) order each side at the touch, requoting when the target moves.
+
+    Target prices: best bid / best ask shifted away from the side that would grow the
+    inventory by ``skew_ticks_per_unit`` ticks per ``qty`` held; no new quote on a side once
+    ``|position| >= max_position``. Wakes on every market-data row and every order response.
+    Returns (wake-ups, orders sent, cancels sent).
+    """
+    wakeups = 0
+    sent = 0
+    cancels = 0
+    next_id = 1
+    bid_id = 0
+    ask_id = 0
+    bid_tick = 0
+    ask_tick = 0
+    while True:
+        rc = hbt.wait_next_feed(True, timeout)
+        if rc == 1:
+            break
+        if rc < 0 or rc > 3:
+            return -rc, sent, cancels
+        wakeups += 1
+        depth = hbt.depth(0)
+        best_bid = depth.best_bid_tick
+        best_ask = depth.best_ask_tick
+        if best_bid >= best_ask or best_bid <= 0:
+            continue
+        position = hbt.position(0)
+        skew = int(round(position / qty * skew_ticks_per_unit))
+        want_bid = best_bid - max(skew, 0)
+        want_ask = best_ask + max(-skew, 0)
+        orders = hbt.orders(0)
+        # Bid side: cancel a quote at the wrong price, post a new one if none is working.
+        live_bid = bid_id != 0 and orders.__contains__(bid_id) and orders.get(bid_id).cancellable
+        if live_bid and bid_tick != want_bid:
+            hbt.cancel(0, bid_id, False)
+            cancels += 1
+            live_bid = False
+            bid_id = 0
+        if bid_id != 0 and not orders.__contains__(bid_id):
+            bid_id = 0
+        if bid_id != 0 and not live_bid:
+            o = orders.get(bid_id)
+            if o.req == 0 and not o.cancellable:
+                bid_id = 0
+        if bid_id == 0 and position < max_position:
+            hbt.submit_buy_order(0, next_id, want_bid * depth.tick_size, qty, GTX, LIMIT, False)
+            bid_id = next_id
+            bid_tick = want_bid
+            next_id += 1
+            sent += 1
+        live_ask = ask_id != 0 and orders.__contains__(ask_id) and orders.get(ask_id).cancellable
+        if live_ask and ask_tick != want_ask:
+            hbt.cancel(0, ask_id, False)
+            cancels += 1
+            live_ask = False
+            ask_id = 0
+        if ask_id != 0 and not orders.__contains__(ask_id):
+            ask_id = 0
+        if ask_id != 0 and not live_ask:
+            o = orders.get(ask_id)
+            if o.req == 0 and not o.cancellable:
+                ask_id = 0
+        if ask_id == 0 and position > -max_position:
+            hbt.submit_sell_order(0, next_id, want_ask * depth.tick_size, qty, GTX, LIMIT, False)
+            ask_id = next_id
+            ask_tick = want_ask
+            next_id += 1
+            sent += 1
+        hbt.clear_inactive_orders(0)
+    return wakeups, sent, cancels
+
+
+def state_of(hbt) -> dict:
+    sv = hbt.state_values(0)
+    return {"position": sv.position, "balance": sv.balance, "fee": sv.fee, "num_trades": int(sv.num_trades),
+            "trading_volume": sv.trading_volume, "trading_value": sv.trading_value}
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def run(args: argparse.Namespace) -> dict:
+    check_version()
+    data = np.load(args.events, mmap_mode=None)
+    if data.dtype != EXPECTED_EVENT_DTYPE:
+        sys.exit(f"{args.events}: dtype {data.dtype}, expected hftbacktest's event dtype")
+    data = np.ascontiguousarray(data)
+    out: dict = {"hftbacktest": hbt_mod.__version__, "numpy": np.__version__, "rows": len(data)}
+    if args.mode == "taker":
+        hbt = make_backtest(data, args)
+        fills = np.zeros((args.orders + 1, len(FILL_FIELDS)), np.float64)
+        t0 = time.perf_counter()
+        n, sent, mid = taker_kernel(hbt, args.start_ts, args.interval_ns, args.orders, args.qty, fills)
+        out["seconds"] = time.perf_counter() - t0
+        out.update(fills=int(n), sent=int(sent), final_mid=float(mid), state=state_of(hbt))
+        hbt.close()
+        np.savez(args.fills_out, fills=fills[:n])
+        return out
+    # Benchmarks: compile on a small slice first so that the timed run measures the replay only.
+    warm = data[: min(len(data), 20_000)].copy()
+    hbt = make_backtest(warm, args)
+    _bench_call(hbt, args)
+    hbt.close()
+    hbt = make_backtest(data, args)
+    t0 = time.perf_counter()
+    result = _bench_call(hbt, args)
+    seconds = time.perf_counter() - t0
+    out.update(seconds=seconds, result=[int(x) for x in result], state=state_of(hbt), peak_rss_mib=peak_rss_mib())
+    hbt.close()
+    return out
+
+
+def _bench_call(hbt, args):
+    if args.mode == "noop":
+        return noop_kernel(hbt, args.timeout_ns)
+    return market_maker_kernel(hbt, args.qty, args.max_position, args.skew_ticks, args.timeout_ns)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("mode", choices=("taker", "noop", "mm"))
+    p.add_argument("events", help=".npy of hftbacktest events (benchmarks/hftbacktest_data.to_hbt_events)")
+    p.add_argument("out", help="JSON result file")
+    p.add_argument("--fills-out", help="taker: .npz for the fills")
+    p.add_argument("--entry-latency-ns", type=int, default=0)
+    p.add_argument("--response-latency-ns", type=int, default=0)
+    p.add_argument("--maker-fee-bps", type=float, default=0.0)
+    p.add_argument("--taker-fee-bps", type=float, default=0.0)
+    p.add_argument("--tick-size", type=float, required=True)
+    p.add_argument("--lot-size", type=float, required=True)
+    p.add_argument("--queue", choices=("risk_adverse", "power_prob"), default="risk_adverse")
+    p.add_argument("--queue-power", type=float, default=3.0)
+    p.add_argument("--start-ts", type=int, default=0, help="taker: local time of the first order (ns)")
+    p.add_argument("--interval-ns", type=int, default=1_000_000_000)
+    p.add_argument("--orders", type=int, default=100)
+    p.add_argument("--qty", type=float, default=0.001)
+    p.add_argument("--max-position", type=float, default=0.01)
+    p.add_argument("--skew-ticks", type=float, default=1.0)
+    p.add_argument("--timeout-ns", type=int, default=3_600_000_000_000)
+    args = p.parse_args(argv)
+    if args.mode == "taker" and not args.fills_out:
+        p.error("taker needs --fills-out")
+    result = run(args)
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()
