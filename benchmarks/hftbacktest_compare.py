@@ -1,0 +1,265 @@
+"""Genesis's replay backtester against hftbacktest 2.4 on a real capture: the same taker-only
+strategy, constant latency and fees must give the same fills and PnL. Prints one JSON document;
+exits 1 on a mismatch, 2 when hftbacktest's environment is missing.
+
+    .venv/bin/python benchmarks/hftbacktest_compare.py [--capture PATH] [--orders 300]
+        [--interval-ms 1000] [--entry-latency-us 1000] [--response-latency-us 1000] [--taker-fee-bps 5]
+
+hftbacktest runs in its own environment (``benchmarks/setup_hftbacktest.sh``; ``--hbt-python``
+or ``HFTBACKTEST_PYTHON`` to point elsewhere), on the very events Genesis replays, converted by
+:mod:`hftbacktest_data`. A third, independent figure is a NumPy reference: the top of
+:class:`genesis.book.l2.L2Book` after the last depth message the venue had applied when each
+order arrived.
+
+The strategy: market orders of ``--qty`` (0.001 BTC, the contract's lot, so always within the
+best level) at fixed local times ``start + k * interval``, buy first, then alternating sell/buy,
+so the position returns to flat. The fill assumptions both engines must share (see
+``hftbacktest_runner``'s docstring for where hftbacktest does each of them):
+
+- an order sent at local time ``t`` reaches the venue at ``t + entry_latency`` and takes the best
+  opposite level of the book as the venue has it then: every venue (exch_ts) event at or
+  before that time applied, none after; the fill is stamped ``exch_ts = t + entry_latency``
+  and reported to the strategy at ``+ response_latency``;
+- hftbacktest fills a taker order in full at the best price whatever its size; Genesis walks
+  the levels. With the lot size always inside the best level the two coincide, and the script
+  checks that each Genesis fill is a single level;
+- fees are ``rate * price * qty`` per fill (taker rate; no maker fills happen here);
+- the capture's local clock runs about 1.27 s behind the venue's, so ``local_ts`` is shifted
+  to make the smallest feed latency ``--min-feed-latency-us`` (default 0) for both engines;
+- order times are offset by an odd number of nanoseconds from the whole second and the
+  latency is not a whole millisecond, so no order arrives exactly on a venue event time
+  (Binance stamps events in whole milliseconds) and the tie rules of the two engines, which
+  differ (hftbacktest: local data, local responses, venue data, venue orders; Genesis:
+  venue rows before local rows), never come into play.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+import hftbacktest_data as hd  # noqa: E402
+from genesis.book.l2 import L2Book  # noqa: E402
+from genesis.feeds.events import MarketEvents, delta_events  # noqa: E402
+
+DEFAULT_HBT_VENV = REPO / ".venv-hftbacktest"
+FILL_COLUMNS = ("exch_ts", "local_ts", "side", "price", "qty", "fee")
+
+
+def hbt_python(explicit: str | None = None) -> Path | None:
+    """The hftbacktest environment's interpreter, or None when it is not set up."""
+    for candidate in (explicit, os.environ.get("HFTBACKTEST_PYTHON"), DEFAULT_HBT_VENV / "bin" / "python"):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    return None
+
+
+def order_schedule(events: MarketEvents, n_orders: int, interval_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local times (n,) int64 and sides (n,) int8 (1 buy first, then alternating) of the orders.
+
+    The first order is 1 s after the first whole local second following the first event,
+    plus 123,457 ns (off the venue's millisecond grid); orders stop before the last event.
+    """
+    first = int(min(events.deltas["local_ts"].min(), events.trades["local_ts"].min()))
+    last = int(min(events.deltas["exch_ts"].max(), events.deltas["local_ts"].max()))
+    start = (first // 1_000_000_000 + 2) * 1_000_000_000 + 123_457
+    times = start + interval_ns * np.arange(n_orders, dtype=np.int64)
+    times = times[times < last - 2 * interval_ns]
+    sides = np.where(np.arange(len(times)) % 2 == 0, 1, -1).astype(np.int8)
+    return times, sides
+
+
+def reference_fills(events: MarketEvents, times: np.ndarray, sides: np.ndarray, qty: float,
+                    entry_ns: int, response_ns: int, taker_fee_bps: float) -> np.ndarray:
+    """Fills of the schedule by a plain reading of the rules: the best opposite price of the book
+    after the last depth message with ``exch_ts <= t + entry_ns``. Rows (n, 6) float64 in
+    :data:`FILL_COLUMNS` order."""
+    d = events.deltas
+    starts, counts, snap = delta_events(d)
+    book = L2Book(depth=1)
+    bid_px, _, ask_px, _, crossed = book.apply_groups(starts, counts, snap, d["side"], d["price"], d["qty"])
+    if crossed.any():
+        raise ValueError(f"{events.symbol}: {int(crossed.sum())} depth messages cross the book")
+    msg_exch = d["exch_ts"][starts]
+    if np.any(np.diff(msg_exch) < 0):
+        raise ValueError(f"{events.symbol}: depth messages are not in exch_ts order")
+    arrival = times + entry_ns
+    last_msg = np.searchsorted(msg_exch, arrival, side="right") - 1
+    if np.any(last_msg < 0):
+        raise ValueError("an order arrives before the first depth message")
+    price = np.where(sides > 0, ask_px[last_msg, 0], bid_px[last_msg, 0])
+    out = np.empty((len(times), len(FILL_COLUMNS)))
+    out[:, 0] = arrival
+    out[:, 1] = arrival + response_ns
+    out[:, 2] = sides
+    out[:, 3] = price
+    out[:, 4] = qty
+    out[:, 5] = taker_fee_bps * 1e-4 * price * qty
+    return out
+
+
+def run_hftbacktest(python: Path, events: MarketEvents, times: np.ndarray, args: argparse.Namespace,
+                    workdir: Path) -> tuple[np.ndarray, dict]:
+    """hftbacktest's fills (n, 6) in FILL_COLUMNS order and its run summary."""
+    data = hd.to_hbt_events(events)
+    hd.check_hbt_order(data)
+    events_path, out_path, fills_path = workdir / "hbt_events.npy", workdir / "hbt.json", workdir / "hbt_fills.npz"
+    np.save(events_path, data)
+    interval = int(times[1] - times[0]) if len(times) > 1 else 1_000_000_000
+    cmd = [str(python), str(HERE / "hftbacktest_runner.py"), "taker", str(events_path), str(out_path),
+           "--fills-out", str(fills_path), "--tick-size", str(args.tick_size), "--lot-size", str(args.lot_size),
+           "--entry-latency-ns", str(args.entry_latency_ns), "--response-latency-ns", str(args.response_latency_ns),
+           "--taker-fee-bps", str(args.taker_fee_bps), "--start-ts", str(int(times[0])),
+           "--interval-ns", str(interval), "--orders", str(len(times)), "--qty", str(args.qty)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"hftbacktest runner failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    summary = json.loads(out_path.read_text())
+    with np.load(fills_path) as z:
+        raw = z["fills"]  # (exch_ts, request local_ts, order_id, side, price, qty)
+    raw = raw[np.argsort(raw[:, 2], kind="stable")]
+    fills = np.empty((len(raw), len(FILL_COLUMNS)))
+    fills[:, 0] = raw[:, 0]
+    fills[:, 1] = raw[:, 0] + args.response_latency_ns  # hftbacktest reports the request time; the
+    fills[:, 2] = raw[:, 3]                             # response reaches the strategy this much later
+    fills[:, 3] = raw[:, 4]
+    fills[:, 4] = raw[:, 5]
+    fills[:, 5] = args.taker_fee_bps * 1e-4 * raw[:, 4] * raw[:, 5]
+    summary["rows"] = int(len(data))
+    return fills, summary
+
+
+def run_genesis(events: MarketEvents, times: np.ndarray, sides: np.ndarray,
+                args: argparse.Namespace) -> tuple[np.ndarray | None, dict]:
+    """Genesis's fills (n, 6) in FILL_COLUMNS order, or None when the engine is not there yet."""
+    try:
+        from genesis.backtest import engine  # noqa: F401
+    except ImportError as exc:
+        return None, {"available": False, "reason": f"genesis.backtest.engine: {exc}"}
+    raise NotImplementedError
+
+
+def pnl_of(fills: np.ndarray, final_mid: float) -> dict:
+    """Realized + unrealized PnL (marked to ``final_mid``), fees and net, from fill rows."""
+    side, price, qty, fee = fills[:, 2], fills[:, 3], fills[:, 4], fills[:, 5]
+    cash = float(-(side * price * qty).sum())
+    position = float((side * qty).sum())
+    gross = cash + position * final_mid
+    fees = float(fee.sum())
+    return {"fills": int(len(fills)), "position": round(position, 9), "gross_pnl": gross, "fees": fees,
+            "net_pnl": gross - fees}
+
+
+def compare(name: str, a: np.ndarray, b: np.ndarray, price_tol: float, money_tol: float) -> dict:
+    """Row-by-row differences between two fill tables (same schedule, so same order)."""
+    out: dict = {"against": name, "n": [int(len(a)), int(len(b))], "same_count": len(a) == len(b)}
+    if len(a) != len(b) or not len(a):
+        out["ok"] = len(a) == len(b)
+        return out
+    dt = np.abs(a[:, 0] - b[:, 0])
+    dp = np.abs(a[:, 3] - b[:, 3])
+    dq = np.abs(a[:, 4] - b[:, 4])
+    df = np.abs(a[:, 5] - b[:, 5])
+    out.update(
+        max_exch_ts_diff_ns=int(dt.max()), max_local_ts_diff_ns=int(np.abs(a[:, 1] - b[:, 1]).max()),
+        side_mismatches=int((a[:, 2] != b[:, 2]).sum()), max_price_diff=float(dp.max()),
+        max_qty_diff=float(dq.max()), max_fee_diff=float(df.max()),
+        first_price_mismatch=int(np.argmax(dp > price_tol)) if (dp > price_tol).any() else None,
+    )
+    out["ok"] = bool(dt.max() == 0 and out["side_mismatches"] == 0 and dp.max() <= price_tol
+                     and dq.max() <= 1e-12 and df.max() <= money_tol)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--capture", type=Path, default=None, help="Binance capture (default: shared BTCUSDT, else bundled)")
+    p.add_argument("--orders", type=int, default=300)
+    p.add_argument("--interval-ms", type=float, default=1000.0)
+    p.add_argument("--qty", type=float, default=hd.BTCUSDT_LOT)
+    p.add_argument("--entry-latency-us", type=float, default=1000.0)
+    p.add_argument("--response-latency-us", type=float, default=1000.0)
+    p.add_argument("--taker-fee-bps", type=float, default=5.0)
+    p.add_argument("--min-feed-latency-us", type=float, default=0.0)
+    p.add_argument("--tick-size", type=float, default=hd.BTCUSDT_TICK)
+    p.add_argument("--lot-size", type=float, default=hd.BTCUSDT_LOT)
+    p.add_argument("--hbt-python", default=None, help="interpreter of the hftbacktest environment")
+    args = p.parse_args(argv)
+    # Latencies in ns; 1000 us becomes 1,000,137 ns: never a whole millisecond (see the docstring).
+    args.entry_latency_ns = int(round(args.entry_latency_us * 1000)) + 137
+    args.response_latency_ns = int(round(args.response_latency_us * 1000))
+    interval_ns = int(round(args.interval_ms * 1e6))
+
+    capture = args.capture or hd.default_capture()
+    raw = hd.capture_market_events(capture)
+    offset = hd.feed_latency_offset(raw, int(args.min_feed_latency_us * 1000))
+    events = hd.shift_local_clock(raw, offset)
+    times, sides = order_schedule(events, args.orders, interval_ns)
+    reference = reference_fills(events, times, sides, args.qty, args.entry_latency_ns, args.response_latency_ns,
+                                args.taker_fee_bps)
+    final_mid = None
+    report: dict = {
+        "benchmark": "hftbacktest_compare",
+        "capture": str(capture), "symbol": events.symbol,
+        "events": {"deltas": int(len(events.deltas)), "trades": int(len(events.trades))},
+        "local_clock_shift_ns": offset,
+        "strategy": {"kind": "taker-only market orders, alternating buy/sell", "orders": int(len(times)),
+                     "interval_ns": interval_ns, "qty": args.qty, "first_order_local_ts": int(times[0])},
+        "latency_ns": {"entry": args.entry_latency_ns, "response": args.response_latency_ns},
+        "fees_bps": {"taker": args.taker_fee_bps},
+    }
+    python = hbt_python(args.hbt_python)
+    ok = True
+    tol_price = args.tick_size * 1e-6
+    with tempfile.TemporaryDirectory(prefix="genesis-hbt-") as tmp:
+        if python is None:
+            report["hftbacktest"] = {"available": False,
+                                     "reason": f"no hftbacktest environment at {DEFAULT_HBT_VENV}: run "
+                                               "benchmarks/setup_hftbacktest.sh (or set HFTBACKTEST_PYTHON)"}
+            print(json.dumps(report, indent=2))
+            return 2
+        t0 = time.perf_counter()
+        hbt_fills, hbt_summary = run_hftbacktest(python, events, times, args, Path(tmp))
+        final_mid = hbt_summary["final_mid"]
+        state = hbt_summary["state"]
+        report["hftbacktest"] = {
+            "version": hbt_summary["hftbacktest"], "rows": hbt_summary["rows"], "seconds": time.perf_counter() - t0,
+            **pnl_of(hbt_fills, final_mid),
+            "own_state": {"fee": state["fee"], "balance": state["balance"], "position": state["position"],
+                          "num_trades": state["num_trades"], "equity": state["balance"]
+                          + state["position"] * final_mid - state["fee"]},
+        }
+    report["reference"] = pnl_of(reference, final_mid)
+    checks = [compare("hftbacktest vs reference", hbt_fills, reference, tol_price, 1e-9)]
+    genesis_fills, genesis_info = run_genesis(events, times, sides, args)
+    if genesis_fills is None:
+        report["genesis"] = genesis_info
+        ok = False
+    else:
+        report["genesis"] = {**genesis_info, **pnl_of(genesis_fills, final_mid)}
+        checks.append(compare("genesis vs hftbacktest", genesis_fills, hbt_fills, tol_price, 1e-9))
+        checks.append(compare("genesis vs reference", genesis_fills, reference, tol_price, 1e-9))
+    report["checks"] = checks
+    pnl = [report[k]["net_pnl"] for k in ("hftbacktest", "genesis", "reference") if "net_pnl" in report.get(k, {})]
+    report["max_net_pnl_diff"] = float(max(pnl) - min(pnl)) if pnl else None
+    ok = ok and all(c["ok"] for c in checks) and report["max_net_pnl_diff"] <= 1e-6
+    report["ok"] = bool(ok)
+    print(json.dumps(report, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
