@@ -1,0 +1,1274 @@
+"""The replay engine: a venue and a strategy on two clocks, in Numba, re-entrant by chunks.
+
+Timeline. A replay array (:mod:`genesis.backtest.events`) holds every market event twice: a
+venue row at ``exch_ts`` (the venue's book changes, our resting orders may fill) and a local
+row at ``local_ts`` (our copy of the book changes and the strategy is woken). Orders the
+strategy sends at local time ``t`` reach the venue at ``t + entry latency``; every response
+(ack, fill, cancel result, reject) reaches the strategy at ``venue time + response latency``.
+Latencies are constant or drawn from a seeded generator (:class:`Latency`); requests and
+responses stay in FIFO order (a draw that would overtake the previous one is held behind it),
+so a cancel never reaches the venue before its order. All of these happen on one time axis,
+in time order; at equal times market rows come first, then order arrivals at the venue, then
+responses, then the strategy's timer.
+
+Matching, at the venue:
+
+* Taker orders (market, or limits that cross) fill at their ARRIVAL time against the venue's
+  book, walking levels from the best (one fill per level). Taking liquidity DEPLETES the
+  replayed venue book: the levels we took are reduced (or removed) until the data next sets
+  that level, so two orders arriving before the book is updated do not both take the same
+  quantity. (Our local copy of the book is not changed: it shows what the feed shows.)
+  A market or IOC remainder is cancelled (EXPIRED); a GTC remainder rests at its price.
+* Post-only limits that would take are REJECTED.
+* Resting (maker) orders sit in a queue. On arrival, the queue ahead is the level's quantity
+  at our price. Trades at our price reduce it; what trades beyond it fills us (partial fills).
+  A trade through our price (a sell below our bid, a buy above our ask) or the opposite best
+  crossing our price fills the rest of the order at our price. The level shrinking below the
+  queue ahead caps it (those ahead of us cancelled). :data:`QUEUE_CONSERVATIVE` stops there.
+  :data:`QUEUE_PROBABILISTIC` also moves us forward on decreases of the level not explained
+  by trades (cancels): a share ``front**n / (front**n + back**n)`` of the unexplained decrease
+  is taken from the queue ahead (``front``) and the rest from behind us (``back``; what
+  exceeds ``back`` also comes from ahead), the expected position under a power-law split as
+  in hftbacktest's probabilistic queue models; ``n`` is ``QueueModel.power``. Our own orders
+  are not in the replayed book, and two of our orders at one price each see the data's queue.
+* Fees in bps of notional, maker and taker; negative is a rebate.
+
+Account, at the venue: position, average entry price, realized PnL by the average-cost
+method, cumulative fees and turnover; the strategy's view of its position changes when the
+fill's response arrives. Equity is sampled every ``equity_interval_ns`` of the local clock
+(state after everything strictly before the sample time), marked to the local mid.
+
+Trading mode, enforced at submission: :data:`ENTRIES_ALLOWED`, or :data:`EXITS_ONLY` where an
+order is accepted only if it reduces the (locally known) position without reversing it.
+:func:`reset_account` cancels everything, flattens at the venue's book and clears the account.
+
+Re-entrancy: all state lives in the arrays of :class:`EngineState`; the engine never looks
+past the last row it was given (anything due after it waits for the next chunk), so feeding a
+replay in consecutive chunks gives exactly the fills and equity of feeding it whole. When a
+buffer fills up mid-chunk the kernel returns, Python grows the buffer and calls again.
+
+Strategies are cached njit functions that loop ``while next_event(E, rows) != EV_END`` and act
+through this module's njit API (:func:`submit`, :func:`cancel`, :func:`best_bid`, ...); see
+:mod:`genesis.strategy`. Numba caches a function by its own file only: after editing this
+module, remove the ``__pycache__`` of the strategy modules (or touch them).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+import numba as nb
+import numpy as np
+
+from genesis.backtest.events import CLEAR, DEPTH, FLAG_EXCH, FLAG_LAST, KIND_MASK, TRADE, check_replay, row_time
+from genesis.backtest.result import EQUITY_DTYPE, FILL_DTYPE, BacktestResult
+from genesis.book.l2 import _apply_level, _recentered
+
+# -- public constants ----------------------------------------------------------------------
+
+BUY = 1
+SELL = -1
+# Order types and time in force.
+MARKET = 0
+LIMIT = 1
+GTC = 0
+IOC = 1
+POST_ONLY = 2
+# Trading modes.
+ENTRIES_ALLOWED = 0
+EXITS_ONLY = 1
+# What next_event woke the strategy for.
+EV_END = 0  # the chunk is done (or a buffer must grow): return to Python
+EV_DEPTH = 1  # a depth message (or a snapshot) reached us: the local book changed
+EV_TRADE = 2  # a trade reached us: last_trade_* tell which
+EV_RESPONSE = 3  # a response to one of our orders: resp_* tell which
+EV_TIMER = 4  # the timer set by set_timer fired
+# Order statuses (venue side and local view).
+S_FREE = 0
+S_PENDING = 1  # sent, not yet accepted
+S_OPEN = 2  # resting at the venue
+S_FILLED = 3
+S_CANCELLED = 4
+S_REJECTED = 5  # post-only that would take
+S_EXPIRED = 6  # market / IOC remainder
+# Response kinds.
+R_ACK = 1  # resting
+R_FILL = 2  # partial fill
+R_FILLED = 3  # fill that completes the order
+R_CANCELLED = 4
+R_EXPIRED = 5
+R_REJECTED = 6
+R_CANCEL_REJECTED = 7  # the cancel came too late (order already done): the fills stand
+# submit() return codes below zero.
+REJ_INVALID = -1
+REJ_MODE = -2  # EXITS_ONLY and the order would open or increase a position
+REJ_CAPACITY = -3  # max_orders working orders already
+# Queue models.
+QUEUE_CONSERVATIVE = 0
+QUEUE_PROBABILISTIC = 1
+# Latency models.
+LAT_CONSTANT = 0
+LAT_EMPIRICAL = 1
+LAT_LOGNORMAL = 2
+
+# -- state layout ----------------------------------------------------------------------------
+
+(I_CURSOR, I_NOW, I_STATUS, I_NEED, I_MODE, I_NEXT_ID, I_EQ_INTERVAL, I_NEXT_EQ, I_TIMER, I_RNG,
+ I_RQ_HEAD, I_RQ_TAIL, I_RS_HEAD, I_RS_TAIL, I_LAST_ARRIVAL, I_LAST_DELIVER, I_N_FILLS, I_N_EQ, I_N_USED,
+ I_N_OPEN, I_XB_LO, I_XB_N, I_XA_LO, I_XA_N, I_LB_LO, I_LB_N, I_LA_LO, I_LA_N, I_X_SNAP, I_EV_SIDE,
+ I_RESP_KIND, I_RESP_ID, I_QUEUE_MODEL, I_LAT_KIND_E, I_LAT_KIND_R, I_N_ROWS, I_N_REJECTS, I_EV_EXCH_TS,
+ I_EV_LOCAL_TS, I_RESP_SIDE, N_I) = range(41)
+(F_POS, F_AVG, F_REAL, F_FEES, F_TURN, F_LPOS, F_LAST_MID, F_MAKER_BPS, F_TAKER_BPS, F_QPOWER, F_LAT_E_A,
+ F_LAT_E_B, F_LAT_R_A, F_LAT_R_B, F_EV_PRICE, F_EV_QTY, F_RESP_QTY, F_RESP_PRICE, F_LREAL, F_LAVG, N_F) = range(21)
+# Order table columns.
+OI_ID, OI_SIDE, OI_TYPE, OI_TIF, OI_VSTATUS, OI_LSTATUS, OI_SUBMIT_TS, OI_CANCEL_SENT, N_OI = range(9)
+OF_PRICE, OF_QTY, OF_LEAVES, OF_LLEAVES, OF_QUEUE, OF_CUMTRADE, OF_LFILLED, N_OF = range(8)
+# Request queue columns; request kinds.
+Q_TS, Q_KIND, Q_SLOT, Q_ID, N_Q = range(5)
+Q_NEW, Q_CANCEL = 1, 2
+# Response queue columns.
+P_TS, P_KIND, P_SLOT, P_ID, N_P = range(5)
+PF_QTY, PF_PRICE, N_PF = range(3)
+# Fill buffer columns.
+FI_EXCH, FI_LOCAL, FI_ID, FI_SIDE, FI_MAKER, N_FI = range(6)
+FF_PRICE, FF_QTY, FF_FEE, FF_POS, FF_REAL, N_FF = range(6)
+# Equity columns (float part).
+EF_MID, EF_POS, EF_REAL, EF_UNREAL, EF_FEES, EF_EQUITY, EF_TURN, N_EF = range(8)
+# Run status.
+ST_DONE = 0
+ST_GROW = 1
+
+_EPS = 1e-12
+_PX_TOL = 1e-9  # relative tolerance when matching an order's price to a level's
+
+EngineState = collections.namedtuple(
+    "EngineState",
+    "ist fst xbk xbq xak xaq lbk lbq lak laq oi of rq rs_i rs_f fl_i fl_f eq_i eq_f lat_e lat_r",
+)
+EngineState.__doc__ = """All engine state, as arrays (what makes the engine re-entrant).
+
+ist/fst: int64/float64 scalars (``I_*``/``F_*``); xbk..xaq: the venue's book (bid keys +price,
+ask keys -price, best at the end of ``[lo, lo+n)``, as :mod:`genesis.book.l2`); lbk..laq: the
+local book; oi/of: the order table (max_orders, ``OI_*``/``OF_*``); rq: requests in flight
+(``Q_*``); rs_i/rs_f: responses in flight; fl_i/fl_f: fills; eq_i/eq_f: equity samples;
+lat_e/lat_r: empirical latency samples (ns) for entry and response.
+"""
+
+
+# -- small helpers ---------------------------------------------------------------------------
+
+@nb.njit(cache=True)
+def _rand_u01(ist):
+    """Uniform in (0, 1) from a splitmix64 generator whose state is ist[I_RNG]."""
+    z = np.uint64(ist[I_RNG]) + np.uint64(0x9E3779B97F4A7C15)
+    ist[I_RNG] = np.int64(z)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (float(z >> np.uint64(11)) + 0.5) / 9007199254740992.0
+
+
+@nb.njit(cache=True)
+def _latency(ist, kind, a, b, samples):
+    if kind == LAT_CONSTANT:
+        return np.int64(a)
+    if kind == LAT_EMPIRICAL:
+        k = int(_rand_u01(ist) * samples.shape[0])
+        if k >= samples.shape[0]:
+            k = samples.shape[0] - 1
+        return samples[k]
+    # lognormal: median a ns, log-sd b (Box-Muller)
+    u1 = _rand_u01(ist)
+    u2 = _rand_u01(ist)
+    z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    return np.int64(a * math.exp(b * z))
+
+
+@nb.njit(cache=True)
+def _same_price(a, b):
+    return abs(a - b) <= _PX_TOL * abs(b)
+
+
+@nb.njit(cache=True)
+def _side_qty(keys, qtys, lo, n, key):
+    """Quantity of the level at ``key`` (tolerant match) in ``keys[lo:lo+n]``; 0 when absent."""
+    if n == 0:
+        return 0.0
+    i = lo + np.searchsorted(keys[lo : lo + n], key)
+    tol = _PX_TOL * abs(key)
+    if i < lo + n and abs(keys[i] - key) <= tol:
+        return qtys[i]
+    if i > lo and abs(keys[i - 1] - key) <= tol:
+        return qtys[i - 1]
+    return 0.0
+
+
+@nb.njit(cache=True)
+def _venue_level(E, side, price):
+    ist = E.ist
+    if side > 0:
+        return _side_qty(E.xbk, E.xbq, ist[I_XB_LO], ist[I_XB_N], price)
+    return _side_qty(E.xak, E.xaq, ist[I_XA_LO], ist[I_XA_N], -price)
+
+
+@nb.njit(cache=True)
+def _venue_best_bid(E):
+    n = E.ist[I_XB_N]
+    return E.xbk[E.ist[I_XB_LO] + n - 1] if n > 0 else np.nan
+
+
+@nb.njit(cache=True)
+def _venue_best_ask(E):
+    n = E.ist[I_XA_N]
+    return -E.xak[E.ist[I_XA_LO] + n - 1] if n > 0 else np.nan
+
+
+# -- responses, fills, account ---------------------------------------------------------------
+
+@nb.njit(cache=True)
+def _push_response(E, t, kind, slot, order_id, qty, price):
+    """Queue a response produced at venue time ``t``; returns its local delivery time."""
+    ist = E.ist
+    deliver = t + _latency(ist, ist[I_LAT_KIND_R], E.fst[F_LAT_R_A], E.fst[F_LAT_R_B], E.lat_r)
+    if deliver < ist[I_LAST_DELIVER]:
+        deliver = ist[I_LAST_DELIVER]  # FIFO: responses do not overtake one another
+    ist[I_LAST_DELIVER] = deliver
+    if ist[I_RS_TAIL] == E.rs_i.shape[0]:  # compact (the caller checked there is room)
+        h = ist[I_RS_HEAD]
+        m = ist[I_RS_TAIL] - h
+        E.rs_i[:m] = E.rs_i[h : h + m].copy()
+        E.rs_f[:m] = E.rs_f[h : h + m].copy()
+        ist[I_RS_HEAD] = 0
+        ist[I_RS_TAIL] = m
+    k = ist[I_RS_TAIL]
+    E.rs_i[k, P_TS] = deliver
+    E.rs_i[k, P_KIND] = kind
+    E.rs_i[k, P_SLOT] = slot
+    E.rs_i[k, P_ID] = order_id
+    E.rs_f[k, PF_QTY] = qty
+    E.rs_f[k, PF_PRICE] = price
+    ist[I_RS_TAIL] = k + 1
+    return deliver
+
+
+@nb.njit(cache=True)
+def _book_fill(pos, avg, real, side, price, qty):
+    """Average-cost accounting of one fill: returns (position, average price, realized PnL)."""
+    if pos == 0.0 or (pos > 0.0) == (side > 0):
+        new_pos = pos + side * qty
+        return new_pos, (avg * abs(pos) + price * qty) / abs(new_pos), real
+    closing = min(qty, abs(pos))
+    real += closing * (price - avg) * (1.0 if pos > 0.0 else -1.0)
+    new_pos = pos + side * qty
+    if abs(new_pos) <= _EPS:
+        return 0.0, 0.0, real
+    if (new_pos > 0.0) != (pos > 0.0):
+        return new_pos, price, real  # reversed: the rest opens at this price
+    return new_pos, avg, real
+
+
+@nb.njit(cache=True)
+def _record_fill(E, t, order_id, side, price, qty, maker, deliver):
+    ist, fst = E.ist, E.fst
+    fee = price * qty * (fst[F_MAKER_BPS] if maker else fst[F_TAKER_BPS]) * 1e-4
+    fst[F_POS], fst[F_AVG], fst[F_REAL] = _book_fill(fst[F_POS], fst[F_AVG], fst[F_REAL], side, price, qty)
+    fst[F_FEES] += fee
+    fst[F_TURN] += price * qty
+    k = ist[I_N_FILLS]
+    E.fl_i[k, FI_EXCH] = t
+    E.fl_i[k, FI_LOCAL] = deliver
+    E.fl_i[k, FI_ID] = order_id
+    E.fl_i[k, FI_SIDE] = side
+    E.fl_i[k, FI_MAKER] = 1 if maker else 0
+    E.fl_f[k, FF_PRICE] = price
+    E.fl_f[k, FF_QTY] = qty
+    E.fl_f[k, FF_FEE] = fee
+    E.fl_f[k, FF_POS] = fst[F_POS]
+    E.fl_f[k, FF_REAL] = fst[F_REAL]
+    ist[I_N_FILLS] = k + 1
+
+
+@nb.njit(cache=True)
+def _fill_order(E, slot, t, price, qty, maker):
+    """Fill ``qty`` of the order in ``slot`` at ``price`` (venue time ``t``): account, fill row, response."""
+    oi, of = E.oi, E.of
+    of[slot, OF_LEAVES] -= qty
+    done = of[slot, OF_LEAVES] <= _EPS * max(1.0, of[slot, OF_QTY])
+    if done:
+        of[slot, OF_LEAVES] = 0.0
+        if oi[slot, OI_VSTATUS] == S_OPEN:
+            E.ist[I_N_OPEN] -= 1
+        oi[slot, OI_VSTATUS] = S_FILLED
+    deliver = _push_response(E, t, R_FILLED if done else R_FILL, slot, oi[slot, OI_ID], qty, price)
+    _record_fill(E, t, oi[slot, OI_ID], oi[slot, OI_SIDE], price, qty, maker, deliver)
+    return done
+
+
+@nb.njit(cache=True)
+def _take(E, slot, t, limit, has_limit):
+    """Walk the venue's opposite side for the order in ``slot`` (up to ``limit``), depleting it."""
+    ist, oi, of = E.ist, E.oi, E.of
+    side = oi[slot, OI_SIDE]
+    if side > 0:
+        keys, qtys, lo_i, n_i, sign = E.xak, E.xaq, I_XA_LO, I_XA_N, -1.0
+    else:
+        keys, qtys, lo_i, n_i, sign = E.xbk, E.xbq, I_XB_LO, I_XB_N, 1.0
+    while of[slot, OF_LEAVES] > 0.0 and ist[n_i] > 0:
+        top = ist[lo_i] + ist[n_i] - 1  # best level sits at the end
+        px = sign * keys[top]
+        if has_limit and (px > limit * (1 + _PX_TOL) if side > 0 else px < limit * (1 - _PX_TOL)):
+            break
+        avail = qtys[top]
+        q = min(avail, of[slot, OF_LEAVES])
+        rest = avail - q
+        if rest <= _EPS * max(1.0, avail):
+            ist[n_i] -= 1  # level taken out until the data sets it again
+        else:
+            qtys[top] = rest
+        if _fill_order(E, slot, t, px, q, False):
+            return True
+    return False
+
+
+@nb.njit(cache=True)
+def _finish(E, slot, t, status, kind):
+    """End the order in ``slot`` at the venue with ``status`` and tell the strategy."""
+    oi = E.oi
+    if oi[slot, OI_VSTATUS] == S_OPEN:
+        E.ist[I_N_OPEN] -= 1
+    oi[slot, OI_VSTATUS] = status
+    _push_response(E, t, kind, slot, oi[slot, OI_ID], E.of[slot, OF_LEAVES], E.of[slot, OF_PRICE])
+
+
+@nb.njit(cache=True)
+def _arrive(E, t):
+    """The request at the head of the queue reaches the venue at ``t``."""
+    ist, oi, of = E.ist, E.oi, E.of
+    h = ist[I_RQ_HEAD]
+    kind, slot, order_id = E.rq[h, Q_KIND], E.rq[h, Q_SLOT], E.rq[h, Q_ID]
+    ist[I_RQ_HEAD] = h + 1
+    if kind == Q_CANCEL:
+        if oi[slot, OI_ID] == order_id and oi[slot, OI_VSTATUS] == S_OPEN:
+            _finish(E, slot, t, S_CANCELLED, R_CANCELLED)
+        else:
+            _push_response(E, t, R_CANCEL_REJECTED, slot, order_id, 0.0, np.nan)
+        return
+    side, price = oi[slot, OI_SIDE], of[slot, OF_PRICE]
+    if oi[slot, OI_TYPE] == MARKET:
+        if not _take(E, slot, t, 0.0, False):
+            _finish(E, slot, t, S_EXPIRED, R_EXPIRED)
+        return
+    best = _venue_best_ask(E) if side > 0 else _venue_best_bid(E)
+    crosses = (not np.isnan(best)) and (best <= price * (1 + _PX_TOL) if side > 0 else best >= price * (1 - _PX_TOL))
+    tif = oi[slot, OI_TIF]
+    if crosses:
+        if tif == POST_ONLY:
+            _finish(E, slot, t, S_REJECTED, R_REJECTED)
+            return
+        if _take(E, slot, t, price, True):
+            return
+    if tif == IOC:
+        _finish(E, slot, t, S_EXPIRED, R_EXPIRED)
+        return
+    oi[slot, OI_VSTATUS] = S_OPEN
+    ist[I_N_OPEN] += 1
+    of[slot, OF_QUEUE] = _venue_level(E, side, price)
+    of[slot, OF_CUMTRADE] = 0.0
+    _push_response(E, t, R_ACK, slot, order_id, of[slot, OF_LEAVES], price)
+
+
+@nb.njit(cache=True)
+def _deliver(E):
+    """The response at the head of the queue reaches the strategy: update its view of the order."""
+    ist, fst, oi, of = E.ist, E.fst, E.oi, E.of
+    h = ist[I_RS_HEAD]
+    kind, slot, order_id = E.rs_i[h, P_KIND], E.rs_i[h, P_SLOT], E.rs_i[h, P_ID]
+    qty, price = E.rs_f[h, PF_QTY], E.rs_f[h, PF_PRICE]
+    ist[I_RS_HEAD] = h + 1
+    ist[I_RESP_KIND] = kind
+    ist[I_RESP_ID] = order_id
+    ist[I_RESP_SIDE] = oi[slot, OI_SIDE]
+    fst[F_RESP_QTY] = qty
+    fst[F_RESP_PRICE] = price
+    if oi[slot, OI_ID] != order_id:  # cleared by a reset meanwhile
+        return
+    final = False
+    if kind == R_ACK:
+        if oi[slot, OI_LSTATUS] == S_PENDING:
+            oi[slot, OI_LSTATUS] = S_OPEN
+    elif kind == R_FILL or kind == R_FILLED:
+        side = oi[slot, OI_SIDE]
+        of[slot, OF_LLEAVES] -= qty
+        of[slot, OF_LFILLED] += qty
+        fst[F_LPOS], fst[F_LAVG], fst[F_LREAL] = _book_fill(fst[F_LPOS], fst[F_LAVG], fst[F_LREAL], side, price, qty)
+        if kind == R_FILLED:
+            oi[slot, OI_LSTATUS] = S_FILLED
+            final = True
+    elif kind == R_CANCEL_REJECTED:
+        oi[slot, OI_CANCEL_SENT] = 0
+    else:
+        oi[slot, OI_LSTATUS] = S_CANCELLED if kind == R_CANCELLED else (S_REJECTED if kind == R_REJECTED else S_EXPIRED)
+        final = True
+    if final:  # both sides are done with this order: the slot is free again
+        oi[slot, OI_VSTATUS] = S_FREE
+        oi[slot, OI_LSTATUS] = S_FREE
+        oi[slot, OI_ID] = -1
+        ist[I_N_USED] -= 1
+
+
+# -- market rows ---------------------------------------------------------------------------------
+
+@nb.njit(cache=True)
+def _queue_on_depth(E, side, price, prev, new):
+    """Our resting orders at (side, price) after the venue's level went from ``prev`` to ``new``."""
+    oi, of = E.oi, E.of
+    probabilistic = E.ist[I_QUEUE_MODEL] == QUEUE_PROBABILISTIC
+    power = E.fst[F_QPOWER]
+    for s in range(oi.shape[0]):
+        if oi[s, OI_VSTATUS] != S_OPEN or oi[s, OI_SIDE] != side or not _same_price(of[s, OF_PRICE], price):
+            continue
+        front = of[s, OF_QUEUE]
+        traded = of[s, OF_CUMTRADE]
+        of[s, OF_CUMTRADE] = 0.0
+        if probabilistic:
+            unexplained = (prev - new) - traded
+            if unexplained > 0.0 and front > 0.0:
+                back = max(prev - traded - front, 0.0)
+                fp = front ** power
+                bp = back ** power
+                share = fp / (fp + bp) if fp + bp > 0.0 else 1.0
+                front = front - share * unexplained
+                from_back = (1.0 - share) * unexplained
+                if from_back > back:
+                    front -= from_back - back
+        if front > new:
+            front = new
+        if front < 0.0:
+            front = 0.0
+        of[s, OF_QUEUE] = front
+
+
+@nb.njit(cache=True)
+def _cross_fills(E, t):
+    """Resting orders that the opposite best now crosses fill at their own price."""
+    oi, of = E.oi, E.of
+    bid, ask = _venue_best_bid(E), _venue_best_ask(E)
+    for s in range(oi.shape[0]):
+        if oi[s, OI_VSTATUS] != S_OPEN:
+            continue
+        px = of[s, OF_PRICE]
+        if (oi[s, OI_SIDE] > 0 and ask <= px * (1 + _PX_TOL)) or (oi[s, OI_SIDE] < 0 and bid >= px * (1 - _PX_TOL)):
+            _fill_order(E, s, t, px, of[s, OF_LEAVES], True)
+
+
+@nb.njit(cache=True)
+def _queue_on_trade(E, t, aggressor, price, qty):
+    """A market trade at the venue: our resting orders it reaches fill (maker)."""
+    oi, of = E.oi, E.of
+    for s in range(oi.shape[0]):
+        if oi[s, OI_VSTATUS] != S_OPEN:
+            continue
+        side = oi[s, OI_SIDE]
+        if aggressor == side:  # a buyer's trade cannot fill our bid
+            continue
+        px = of[s, OF_PRICE]
+        if _same_price(price, px):
+            of[s, OF_CUMTRADE] += qty
+            ahead = of[s, OF_QUEUE]
+            if qty > ahead:
+                of[s, OF_QUEUE] = 0.0
+                _fill_order(E, s, t, px, min(qty - ahead, of[s, OF_LEAVES]), True)
+            else:
+                of[s, OF_QUEUE] = ahead - qty
+        elif (side > 0 and price < px) or (side < 0 and price > px):  # traded through our price
+            _fill_order(E, s, t, px, of[s, OF_LEAVES], True)
+
+
+@nb.njit(cache=True)
+def _venue_row(E, t, kind, side, price, qty, last):
+    ist = E.ist
+    if kind == DEPTH:
+        has_open = ist[I_N_OPEN] > 0
+        if side > 0:
+            prev = _side_qty(E.xbk, E.xbq, ist[I_XB_LO], ist[I_XB_N], price) if has_open else 0.0
+            lo = _recentered(E.xbk, E.xbq, ist[I_XB_LO], ist[I_XB_N], 1)
+            ist[I_XB_LO], ist[I_XB_N] = _apply_level(E.xbk, E.xbq, lo, ist[I_XB_N], price, qty)
+        else:
+            prev = _side_qty(E.xak, E.xaq, ist[I_XA_LO], ist[I_XA_N], -price) if has_open else 0.0
+            lo = _recentered(E.xak, E.xaq, ist[I_XA_LO], ist[I_XA_N], 1)
+            ist[I_XA_LO], ist[I_XA_N] = _apply_level(E.xak, E.xaq, lo, ist[I_XA_N], -price, qty)
+        if has_open and ist[I_X_SNAP] == 0:
+            _queue_on_depth(E, side, price, prev, qty)
+    elif kind == CLEAR:
+        ist[I_XB_N] = 0
+        ist[I_XA_N] = 0
+        ist[I_XB_LO] = E.xbk.shape[0] // 2
+        ist[I_XA_LO] = E.xak.shape[0] // 2
+        ist[I_X_SNAP] = 1
+    else:
+        if ist[I_N_OPEN] > 0:
+            _queue_on_trade(E, t, side, price, qty)
+    if last:
+        if ist[I_X_SNAP] == 1:
+            ist[I_X_SNAP] = 0
+            # A snapshot replaced the book: cap each queue ahead by its level as the snapshot shows it.
+            for s in range(E.oi.shape[0]):
+                if E.oi[s, OI_VSTATUS] == S_OPEN:
+                    E.of[s, OF_QUEUE] = min(E.of[s, OF_QUEUE], _venue_level(E, E.oi[s, OI_SIDE], E.of[s, OF_PRICE]))
+                    E.of[s, OF_CUMTRADE] = 0.0
+        if kind != TRADE and ist[I_N_OPEN] > 0:
+            _cross_fills(E, t)
+
+
+@nb.njit(cache=True)
+def _local_row(E, kind, side, price, qty):
+    ist = E.ist
+    if kind == DEPTH:
+        if side > 0:
+            lo = _recentered(E.lbk, E.lbq, ist[I_LB_LO], ist[I_LB_N], 1)
+            ist[I_LB_LO], ist[I_LB_N] = _apply_level(E.lbk, E.lbq, lo, ist[I_LB_N], price, qty)
+        else:
+            lo = _recentered(E.lak, E.laq, ist[I_LA_LO], ist[I_LA_N], 1)
+            ist[I_LA_LO], ist[I_LA_N] = _apply_level(E.lak, E.laq, lo, ist[I_LA_N], -price, qty)
+    elif kind == CLEAR:
+        ist[I_LB_N] = 0
+        ist[I_LA_N] = 0
+        ist[I_LB_LO] = E.lbk.shape[0] // 2
+        ist[I_LA_LO] = E.lak.shape[0] // 2
+    else:
+        E.fst[F_EV_PRICE] = price
+        E.fst[F_EV_QTY] = qty
+        ist[I_EV_SIDE] = side
+
+
+@nb.njit(cache=True)
+def _record_equity(E, ts):
+    ist, fst = E.ist, E.fst
+    m = mid(E)
+    if not np.isnan(m):
+        fst[F_LAST_MID] = m
+    mark = fst[F_LAST_MID]
+    unreal = fst[F_POS] * (mark - fst[F_AVG]) if fst[F_POS] != 0.0 else 0.0
+    k = ist[I_N_EQ]
+    E.eq_i[k] = ts
+    E.eq_f[k, EF_MID] = mark
+    E.eq_f[k, EF_POS] = fst[F_POS]
+    E.eq_f[k, EF_REAL] = fst[F_REAL]
+    E.eq_f[k, EF_UNREAL] = unreal
+    E.eq_f[k, EF_FEES] = fst[F_FEES]
+    E.eq_f[k, EF_EQUITY] = fst[F_REAL] + unreal - fst[F_FEES]
+    E.eq_f[k, EF_TURN] = fst[F_TURN]
+    ist[I_N_EQ] = k + 1
+
+
+@nb.njit(cache=True)
+def _grow(ist, what, need):
+    ist[I_STATUS] = ST_GROW
+    ist[I_NEED] = what * 1_000_000_000_000 + need  # which buffer (1 book, 2 fills/responses, 3 equity) and size
+    return EV_END
+
+
+_NEVER = np.iinfo(np.int64).max
+
+
+# -- the strategy-facing API ------------------------------------------------------------------------
+
+@nb.njit(cache=True)
+def next_event(E, rows):
+    """Advance the replay until something the strategy sees happens; returns an ``EV_*`` code.
+
+    E: :class:`EngineState`; rows: the current chunk (REPLAY_DTYPE). Returns :data:`EV_END`
+    when the chunk is exhausted (or a buffer must grow): the strategy kernel must return then.
+    """
+    ist = E.ist
+    n = rows.shape[0]
+    while True:
+        c = ist[I_CURSOR]
+        if c >= n:
+            ist[I_STATUS] = ST_DONE
+            return EV_END
+        r = rows[c]
+        k = r.kind
+        t = r.exch_ts if k & FLAG_EXCH else r.local_ts
+        what = 0
+        if ist[I_RQ_HEAD] < ist[I_RQ_TAIL] and E.rq[ist[I_RQ_HEAD], Q_TS] < t:
+            t = E.rq[ist[I_RQ_HEAD], Q_TS]
+            what = 1
+        if ist[I_RS_HEAD] < ist[I_RS_TAIL] and E.rs_i[ist[I_RS_HEAD], P_TS] < t:
+            t = E.rs_i[ist[I_RS_HEAD], P_TS]
+            what = 2
+        if ist[I_TIMER] < t:
+            t = ist[I_TIMER]
+            what = 3
+        # Equity samples due before anything at time t happens.
+        interval = ist[I_EQ_INTERVAL]
+        if interval > 0:
+            if ist[I_NEXT_EQ] == _NEVER:
+                ist[I_NEXT_EQ] = -((-t) // interval) * interval
+            while ist[I_NEXT_EQ] <= t:
+                if ist[I_N_EQ] >= E.eq_i.shape[0]:
+                    return _grow(ist, 3, E.eq_i.shape[0] * 2)
+                _record_equity(E, ist[I_NEXT_EQ])
+                ist[I_NEXT_EQ] += interval
+        # Room for whatever this step can write (one fill and response per level walked or order reached).
+        need = ist[I_N_USED] + 8 + (ist[I_XB_N] + ist[I_XA_N] if what == 1 else 0)
+        if ist[I_N_FILLS] + need > E.fl_i.shape[0] or (ist[I_RS_TAIL] - ist[I_RS_HEAD]) + need > E.rs_i.shape[0]:
+            return _grow(ist, 2, max(E.fl_i.shape[0], E.rs_i.shape[0]) * 2 + need)
+        ist[I_NOW] = t
+        if what == 0:
+            kind = k & KIND_MASK
+            if kind == DEPTH:
+                cap = E.xbk.shape[0]
+                if max(ist[I_XB_N], ist[I_XA_N], ist[I_LB_N], ist[I_LA_N]) + 8 > min(cap, E.lbk.shape[0]):
+                    return _grow(ist, 1, cap * 2)
+            ist[I_CURSOR] = c + 1
+            ist[I_N_ROWS] += 1
+            if k & FLAG_EXCH:
+                _venue_row(E, t, kind, r.side, r.price, r.qty, (k & FLAG_LAST) != 0)
+                continue
+            _local_row(E, kind, r.side, r.price, r.qty)
+            if k & FLAG_LAST:
+                ist[I_EV_EXCH_TS] = r.exch_ts
+                ist[I_EV_LOCAL_TS] = r.local_ts
+                return EV_TRADE if kind == TRADE else EV_DEPTH
+        elif what == 1:
+            _arrive(E, t)
+        elif what == 2:
+            _deliver(E)
+            return EV_RESPONSE
+        else:
+            ist[I_TIMER] = _NEVER
+            return EV_TIMER
+
+
+@nb.njit(cache=True)
+def _find_slot(E, order_id):
+    oi = E.oi
+    m = oi.shape[0]
+    s = order_id % m
+    if oi[s, OI_ID] == order_id:
+        return s
+    for s in range(m):
+        if oi[s, OI_ID] == order_id:
+            return s
+    return -1
+
+
+@nb.njit(cache=True)
+def submit(E, side, price, qty, order_type, tif):
+    """Send an order at the current local time; returns its id (>= 0) or a ``REJ_*`` code (< 0).
+
+    side: BUY (1) / SELL (-1); price: limit price (ignored for MARKET); qty > 0 (base units);
+    order_type: MARKET / LIMIT; tif: GTC / IOC / POST_ONLY (LIMIT only; a MARKET order is IOC).
+    In EXITS_ONLY mode an order must reduce the locally known position without reversing it.
+    """
+    ist, fst, oi, of = E.ist, E.fst, E.oi, E.of
+    if not (side == 1 or side == -1) or not (qty > 0.0) or (order_type == LIMIT and not (price > 0.0)) \
+            or not (order_type == MARKET or order_type == LIMIT) or tif < 0 or tif > 2:
+        ist[I_N_REJECTS] += 1
+        return REJ_INVALID
+    if ist[I_MODE] == EXITS_ONLY:
+        pos = fst[F_LPOS]
+        if side * pos >= 0.0 or qty > abs(pos) * (1 + 1e-9):
+            ist[I_N_REJECTS] += 1
+            return REJ_MODE
+    m = oi.shape[0]
+    if ist[I_N_USED] >= m or ist[I_RQ_TAIL] - ist[I_RQ_HEAD] >= E.rq.shape[0]:
+        ist[I_N_REJECTS] += 1
+        return REJ_CAPACITY
+    order_id = ist[I_NEXT_ID]
+    slot = -1
+    for j in range(m):
+        s = (order_id + j) % m
+        if oi[s, OI_VSTATUS] == S_FREE and oi[s, OI_LSTATUS] == S_FREE:
+            slot = s
+            break
+    ist[I_NEXT_ID] = order_id + 1
+    ist[I_N_USED] += 1
+    oi[slot, OI_ID] = order_id
+    oi[slot, OI_SIDE] = side
+    oi[slot, OI_TYPE] = order_type
+    oi[slot, OI_TIF] = IOC if order_type == MARKET else tif
+    oi[slot, OI_VSTATUS] = S_PENDING
+    oi[slot, OI_LSTATUS] = S_PENDING
+    oi[slot, OI_SUBMIT_TS] = ist[I_NOW]
+    oi[slot, OI_CANCEL_SENT] = 0
+    of[slot, OF_PRICE] = price if order_type == LIMIT else np.nan
+    of[slot, OF_QTY] = qty
+    of[slot, OF_LEAVES] = qty
+    of[slot, OF_LLEAVES] = qty
+    of[slot, OF_QUEUE] = 0.0
+    of[slot, OF_CUMTRADE] = 0.0
+    of[slot, OF_LFILLED] = 0.0
+    _push_request(E, Q_NEW, slot, order_id)
+    return order_id
+
+
+@nb.njit(cache=True)
+def _push_request(E, kind, slot, order_id):
+    ist = E.ist
+    arrival = ist[I_NOW] + _latency(ist, ist[I_LAT_KIND_E], E.fst[F_LAT_E_A], E.fst[F_LAT_E_B], E.lat_e)
+    if arrival < ist[I_LAST_ARRIVAL]:
+        arrival = ist[I_LAST_ARRIVAL]  # FIFO: a cancel never overtakes its order
+    ist[I_LAST_ARRIVAL] = arrival
+    if ist[I_RQ_TAIL] == E.rq.shape[0]:
+        h = ist[I_RQ_HEAD]
+        m = ist[I_RQ_TAIL] - h
+        E.rq[:m] = E.rq[h : h + m].copy()
+        ist[I_RQ_HEAD] = 0
+        ist[I_RQ_TAIL] = m
+    k = ist[I_RQ_TAIL]
+    E.rq[k, Q_TS] = arrival
+    E.rq[k, Q_KIND] = kind
+    E.rq[k, Q_SLOT] = slot
+    E.rq[k, Q_ID] = order_id
+    ist[I_RQ_TAIL] = k + 1
+
+
+@nb.njit(cache=True)
+def cancel(E, order_id):
+    """Send a cancel for ``order_id``; False if it is not working (done, or a cancel already sent)."""
+    s = _find_slot(E, order_id)
+    if s < 0 or E.oi[s, OI_CANCEL_SENT] or not (E.oi[s, OI_LSTATUS] == S_PENDING or E.oi[s, OI_LSTATUS] == S_OPEN):
+        return False
+    if E.ist[I_RQ_TAIL] - E.ist[I_RQ_HEAD] >= E.rq.shape[0]:
+        return False
+    E.oi[s, OI_CANCEL_SENT] = 1
+    _push_request(E, Q_CANCEL, s, order_id)
+    return True
+
+
+@nb.njit(cache=True)
+def cancel_all(E):
+    """Send a cancel for every working order; returns how many were sent."""
+    sent = 0
+    if E.ist[I_N_USED] == 0:
+        return 0
+    for s in range(E.oi.shape[0]):
+        if E.oi[s, OI_ID] >= 0 and cancel(E, E.oi[s, OI_ID]):
+            sent += 1
+    return sent
+
+
+@nb.njit(cache=True)
+def set_timer(E, t):
+    """Wake the strategy (EV_TIMER) at local time ``t`` (ns); replaces any earlier timer."""
+    E.ist[I_TIMER] = t
+
+
+@nb.njit(cache=True)
+def now(E):
+    """The current time (ns) on the replay's time axis (the local clock when the strategy runs)."""
+    return E.ist[I_NOW]
+
+
+@nb.njit(cache=True)
+def best_bid(E):
+    """Best bid of the local book (what the feed has shown us); NaN when empty."""
+    n = E.ist[I_LB_N]
+    return E.lbk[E.ist[I_LB_LO] + n - 1] if n > 0 else np.nan
+
+
+@nb.njit(cache=True)
+def best_ask(E):
+    n = E.ist[I_LA_N]
+    return -E.lak[E.ist[I_LA_LO] + n - 1] if n > 0 else np.nan
+
+
+@nb.njit(cache=True)
+def best_bid_qty(E):
+    n = E.ist[I_LB_N]
+    return E.lbq[E.ist[I_LB_LO] + n - 1] if n > 0 else 0.0
+
+
+@nb.njit(cache=True)
+def best_ask_qty(E):
+    n = E.ist[I_LA_N]
+    return E.laq[E.ist[I_LA_LO] + n - 1] if n > 0 else 0.0
+
+
+@nb.njit(cache=True)
+def bid_level(E, j):
+    """(price, qty) of the j-th best bid of the local book (NaN, 0 beyond its depth)."""
+    n = E.ist[I_LB_N]
+    if j >= n:
+        return np.nan, 0.0
+    i = E.ist[I_LB_LO] + n - 1 - j
+    return E.lbk[i], E.lbq[i]
+
+
+@nb.njit(cache=True)
+def ask_level(E, j):
+    n = E.ist[I_LA_N]
+    if j >= n:
+        return np.nan, 0.0
+    i = E.ist[I_LA_LO] + n - 1 - j
+    return -E.lak[i], E.laq[i]
+
+
+@nb.njit(cache=True)
+def mid(E):
+    """Mid of the local book; NaN unless both sides have a level."""
+    return 0.5 * (best_bid(E) + best_ask(E))
+
+
+@nb.njit(cache=True)
+def position(E):
+    """Position as the strategy knows it (fills whose responses have arrived), base units."""
+    return E.fst[F_LPOS]
+
+
+@nb.njit(cache=True)
+def entry_price(E):
+    """Average entry price of the locally known position (0 when flat)."""
+    return E.fst[F_LAVG]
+
+
+@nb.njit(cache=True)
+def mode(E):
+    return E.ist[I_MODE]
+
+
+@nb.njit(cache=True)
+def last_trade(E):
+    """(price, qty, aggressor) of the last trade the strategy saw."""
+    return E.fst[F_EV_PRICE], E.fst[F_EV_QTY], E.ist[I_EV_SIDE]
+
+
+@nb.njit(cache=True)
+def last_response(E):
+    """(kind R_*, order id, side, qty, price) of the last response delivered."""
+    return E.ist[I_RESP_KIND], E.ist[I_RESP_ID], E.ist[I_RESP_SIDE], E.fst[F_RESP_QTY], E.fst[F_RESP_PRICE]
+
+
+@nb.njit(cache=True)
+def order_status(E, order_id):
+    """Local status (S_PENDING / S_OPEN) of a working order; S_FREE once it is done (or unknown)."""
+    s = _find_slot(E, order_id)
+    return E.oi[s, OI_LSTATUS] if s >= 0 else S_FREE
+
+
+@nb.njit(cache=True)
+def order_working(E, order_id):
+    """True while the order is pending or open as far as the strategy knows."""
+    st = order_status(E, order_id)
+    return st == S_PENDING or st == S_OPEN
+
+
+@nb.njit(cache=True)
+def order_leaves(E, order_id):
+    """Unfilled quantity of a working order as far as the strategy knows (0 once done)."""
+    s = _find_slot(E, order_id)
+    return E.of[s, OF_LLEAVES] if s >= 0 else 0.0
+
+
+@nb.njit(cache=True)
+def cancel_pending(E, order_id):
+    s = _find_slot(E, order_id)
+    return s >= 0 and E.oi[s, OI_CANCEL_SENT] != 0
+
+
+@nb.njit(cache=True)
+def reset_account(E):
+    """Cancel every order (and forget those in flight), flatten the venue position by walking the
+    venue's book (taker fees, fill rows with order id -1), then clear position, PnL, fees and
+    turnover. Happens at the current time."""
+    ist, fst, oi = E.ist, E.fst, E.oi
+    t = ist[I_NOW]
+    for s in range(oi.shape[0]):
+        oi[s, OI_ID] = -1
+        oi[s, OI_VSTATUS] = S_FREE
+        oi[s, OI_LSTATUS] = S_FREE
+    ist[I_N_USED] = 0
+    ist[I_N_OPEN] = 0
+    ist[I_RQ_HEAD] = ist[I_RQ_TAIL] = 0
+    ist[I_RS_HEAD] = ist[I_RS_TAIL] = 0
+    pos = fst[F_POS]
+    if pos != 0.0:
+        side = -1 if pos > 0.0 else 1
+        remaining = abs(pos)
+        if side > 0:
+            keys, qtys, lo_i, n_i, sign = E.xak, E.xaq, I_XA_LO, I_XA_N, -1.0
+        else:
+            keys, qtys, lo_i, n_i, sign = E.xbk, E.xbq, I_XB_LO, I_XB_N, 1.0
+        px = fst[F_LAST_MID]
+        while remaining > _EPS and ist[n_i] > 0:
+            top = ist[lo_i] + ist[n_i] - 1
+            px = sign * keys[top]
+            q = min(qtys[top], remaining)
+            if qtys[top] - q <= _EPS * max(1.0, qtys[top]):
+                ist[n_i] -= 1
+            else:
+                qtys[top] -= q
+            _record_fill(E, t, -1, side, px, q, False, t)
+            remaining -= q
+        if remaining > _EPS:  # the book ran out: close the rest at the last price seen
+            _record_fill(E, t, -1, side, px, remaining, False, t)
+    fst[F_POS] = fst[F_AVG] = fst[F_REAL] = fst[F_FEES] = fst[F_TURN] = 0.0
+    fst[F_LPOS] = fst[F_LAVG] = fst[F_LREAL] = 0.0
+    ist[I_LAST_ARRIVAL] = ist[I_LAST_DELIVER] = 0
+
+
+# -- Python side -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Latency:
+    """Order latency: entry (local send -> venue) and response (venue -> local), in ns.
+
+    ``kind`` 'constant' (entry/response are ns), 'lognormal' (entry/response are medians in ns,
+    ``sigma`` the log-sd) or 'empirical' (draws from ``entry_samples``/``response_samples``).
+    Draws use the run's seeded generator.
+    """
+
+    kind: str = "constant"
+    entry: float = 0.0
+    response: float = 0.0
+    sigma: float = 0.0
+    entry_samples: tuple = ()
+    response_samples: tuple = ()
+
+    @classmethod
+    def constant(cls, entry_ns: float, response_ns: float | None = None) -> "Latency":
+        return cls("constant", float(entry_ns), float(entry_ns if response_ns is None else response_ns))
+
+    @classmethod
+    def lognormal(cls, median_entry_ns: float, sigma: float, median_response_ns: float | None = None) -> "Latency":
+        return cls("lognormal", float(median_entry_ns),
+                   float(median_entry_ns if median_response_ns is None else median_response_ns), float(sigma))
+
+    @classmethod
+    def empirical(cls, entry_samples_ns, response_samples_ns=None) -> "Latency":
+        e = tuple(int(x) for x in np.asarray(entry_samples_ns).ravel())
+        r = e if response_samples_ns is None else tuple(int(x) for x in np.asarray(response_samples_ns).ravel())
+        return cls("empirical", entry_samples=e, response_samples=r)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("constant", "lognormal", "empirical"):
+            raise ValueError(f"Latency.kind {self.kind!r}: expected 'constant', 'lognormal' or 'empirical'")
+        if self.kind == "empirical":
+            if not self.entry_samples or not self.response_samples:
+                raise ValueError("Latency.empirical: entry and response samples must not be empty")
+            if min(self.entry_samples) < 0 or min(self.response_samples) < 0:
+                raise ValueError("Latency.empirical: samples must be >= 0 ns")
+        elif not (self.entry >= 0 and self.response >= 0 and self.sigma >= 0):
+            raise ValueError(f"Latency: entry={self.entry}, response={self.response}, sigma={self.sigma} must be >= 0")
+
+    def describe(self) -> dict[str, Any]:
+        if self.kind == "empirical":
+            return {"kind": "empirical", "entry_samples": len(self.entry_samples),
+                    "entry_median_ns": float(np.median(self.entry_samples)),
+                    "response_median_ns": float(np.median(self.response_samples))}
+        return {"kind": self.kind, "entry_ns": self.entry, "response_ns": self.response, "sigma": self.sigma}
+
+
+@dataclass(frozen=True)
+class QueueModel:
+    """Queue position of resting orders: 'conservative' (only trades at our price advance us)
+    or 'probabilistic' (cancels advance us too, power-law split with exponent ``power``)."""
+
+    kind: str = "conservative"
+    power: float = 2.0
+
+    @classmethod
+    def conservative(cls) -> "QueueModel":
+        return cls("conservative")
+
+    @classmethod
+    def probabilistic(cls, power: float = 2.0) -> "QueueModel":
+        return cls("probabilistic", float(power))
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("conservative", "probabilistic"):
+            raise ValueError(f"QueueModel.kind {self.kind!r}: expected 'conservative' or 'probabilistic'")
+        if not self.power > 0:
+            raise ValueError(f"QueueModel.power={self.power} must be > 0")
+
+
+@dataclass(frozen=True)
+class Fees:
+    """Fees in basis points of notional; negative is a rebate."""
+
+    maker_bps: float = 0.0
+    taker_bps: float = 0.0
+
+
+_MODES = {"entries_allowed": ENTRIES_ALLOWED, "exits_only": EXITS_ONLY}
+
+
+def _new_state(max_orders: int, book_capacity: int, latency: Latency, queue: QueueModel, fees: Fees,
+               equity_interval_ns: int, seed: int) -> EngineState:
+    ist = np.zeros(N_I, np.int64)
+    fst = np.zeros(N_F, np.float64)
+    ist[I_NEXT_EQ] = _NEVER
+    ist[I_TIMER] = _NEVER
+    ist[I_EQ_INTERVAL] = equity_interval_ns
+    ist[I_RNG] = (int(seed) * 0x9E3779B97F4A7C15 + 0x5EED) % 2**63  # splitmix64 state
+    half = book_capacity // 2
+    for lo in (I_XB_LO, I_XA_LO, I_LB_LO, I_LA_LO):
+        ist[lo] = half
+    ist[I_QUEUE_MODEL] = QUEUE_PROBABILISTIC if queue.kind == "probabilistic" else QUEUE_CONSERVATIVE
+    fst[F_QPOWER] = queue.power
+    fst[F_MAKER_BPS] = fees.maker_bps
+    fst[F_TAKER_BPS] = fees.taker_bps
+    fst[F_LAST_MID] = np.nan
+    kinds = {"constant": LAT_CONSTANT, "empirical": LAT_EMPIRICAL, "lognormal": LAT_LOGNORMAL}
+    ist[I_LAT_KIND_E] = ist[I_LAT_KIND_R] = kinds[latency.kind]
+    if latency.kind == "lognormal":
+        fst[F_LAT_E_A], fst[F_LAT_E_B] = latency.entry, latency.sigma
+        fst[F_LAT_R_A], fst[F_LAT_R_B] = latency.response, latency.sigma
+    else:
+        fst[F_LAT_E_A], fst[F_LAT_R_A] = latency.entry, latency.response
+    lat_e = np.asarray(latency.entry_samples or (0,), np.int64)
+    lat_r = np.asarray(latency.response_samples or (0,), np.int64)
+    oi = np.zeros((max_orders, N_OI), np.int64)
+    oi[:, OI_ID] = -1
+    fills = 1024
+    return EngineState(
+        ist, fst,
+        np.zeros(book_capacity), np.zeros(book_capacity), np.zeros(book_capacity), np.zeros(book_capacity),
+        np.zeros(book_capacity), np.zeros(book_capacity), np.zeros(book_capacity), np.zeros(book_capacity),
+        oi, np.zeros((max_orders, N_OF)), np.zeros((2 * max_orders + 8, N_Q), np.int64),
+        np.zeros((fills, N_P), np.int64), np.zeros((fills, N_PF)),
+        np.zeros((fills, N_FI), np.int64), np.zeros((fills, N_FF)),
+        np.zeros(4096, np.int64), np.zeros((4096, N_EF)), lat_e, lat_r,
+    )
+
+
+def _grown_book(keys: np.ndarray, qtys: np.ndarray, ist: np.ndarray, lo_i: int, n_i: int, cap: int):
+    new_k, new_q = np.zeros(cap), np.zeros(cap)
+    lo, n = int(ist[lo_i]), int(ist[n_i])
+    new_lo = (cap - n) // 2
+    new_k[new_lo:new_lo + n] = keys[lo:lo + n]
+    new_q[new_lo:new_lo + n] = qtys[lo:lo + n]
+    ist[lo_i] = new_lo
+    return new_k, new_q
+
+
+def _grown_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    out = np.zeros((rows,) + a.shape[1:], a.dtype)
+    out[:len(a)] = a
+    return out
+
+
+def _grow_state(E: EngineState) -> EngineState:
+    what, need = divmod(int(E.ist[I_NEED]), 1_000_000_000_000)
+    E.ist[I_STATUS] = ST_DONE
+    if what == 1:
+        cap = max(need, 2 * len(E.xbk))
+        parts = {}
+        for name_k, name_q, lo_i, n_i in (("xbk", "xbq", I_XB_LO, I_XB_N), ("xak", "xaq", I_XA_LO, I_XA_N),
+                                           ("lbk", "lbq", I_LB_LO, I_LB_N), ("lak", "laq", I_LA_LO, I_LA_N)):
+            parts[name_k], parts[name_q] = _grown_book(getattr(E, name_k), getattr(E, name_q), E.ist, lo_i, n_i, cap)
+        return E._replace(**parts)
+    if what == 2:
+        # Responses: compact to the front first (the kernel's indices are absolute).
+        h, tail = int(E.ist[I_RS_HEAD]), int(E.ist[I_RS_TAIL])
+        rs_i = _grown_rows(E.rs_i[h:tail], need)
+        rs_f = _grown_rows(E.rs_f[h:tail], need)
+        E.ist[I_RS_HEAD], E.ist[I_RS_TAIL] = 0, tail - h
+        return E._replace(rs_i=rs_i, rs_f=rs_f, fl_i=_grown_rows(E.fl_i, need), fl_f=_grown_rows(E.fl_f, need))
+    if what == 3:
+        return E._replace(eq_i=_grown_rows(E.eq_i, need), eq_f=_grown_rows(E.eq_f, need))
+    raise RuntimeError(f"engine asked to grow an unknown buffer ({what})")
+
+
+class Backtester:
+    """One strategy on one symbol's replay, fed chunk by chunk (or live batches, for paper trading).
+
+    strategy: a :class:`genesis.strategy.Strategy` or its registered name; params: the
+    strategy's parameters (dict; defaults for the rest); inputs: the strategy's input arrays
+    by name (e.g. predictions for ``deeplob_threshold``); latency, queue, fees: the models
+    (defaults: zero latency, conservative queue, no fees); equity_interval_ns: local-clock
+    spacing of equity samples (0: only the final one); seed: the latency generator's seed;
+    max_orders: working orders at once (more are rejected with REJ_CAPACITY).
+
+    ``process(rows)`` replays one REPLAY_DTYPE chunk; call it again with the next chunk.
+    ``set_mode``/``reset`` apply at the current replay time; ``result()`` gives the fills and
+    the equity so far (plus a final sample) without disturbing the run.
+    """
+
+    def __init__(self, strategy, params: dict[str, Any] | None = None, *, inputs: dict[str, np.ndarray] | None = None,
+                 latency: Latency | None = None, queue: QueueModel | None = None, fees: Fees | None = None,
+                 equity_interval_ns: int = 1_000_000_000, seed: int = 0, max_orders: int = 256,
+                 book_capacity: int = 4096) -> None:
+        from genesis.strategy import get_strategy
+
+        self.strategy = get_strategy(strategy)
+        self.params = self.strategy.params_array(params or {})
+        self.param_dict = self.strategy.param_dict(self.params)
+        self.latency = latency if latency is not None else Latency.constant(0)
+        self.queue = queue if queue is not None else QueueModel.conservative()
+        self.fees = fees if fees is not None else Fees()
+        for name, value, kind in (("latency", self.latency, Latency), ("queue", self.queue, QueueModel),
+                                  ("fees", self.fees, Fees)):
+            if not isinstance(value, kind):
+                raise TypeError(f"{name}: expected a {kind.__name__}, got {type(value).__name__}")
+        if int(equity_interval_ns) < 0:
+            raise ValueError(f"equity_interval_ns={equity_interval_ns} must be >= 0")
+        if int(max_orders) < 1:
+            raise ValueError(f"max_orders={max_orders} must be >= 1")
+        self.equity_interval_ns = int(equity_interval_ns)
+        self.seed = int(seed)
+        self.E = _new_state(int(max_orders), int(book_capacity), self.latency, self.queue, self.fees,
+                            self.equity_interval_ns, self.seed)
+        self.state = self.strategy.initial_state(self.params)
+        self.set_inputs(**(inputs or {}))
+        self.seconds = 0.0
+        self.events = 0  # rows given to process()
+        self.actions: list[dict[str, Any]] = []  # mode changes and resets, with their replay time
+        self._last_row_time = np.iinfo(np.int64).min
+
+    # inputs --------------------------------------------------------------------------------
+    def set_inputs(self, **arrays: np.ndarray) -> None:
+        """Give (or replace, e.g. grown by a live predictor) the strategy's input arrays."""
+        self.inputs = self.strategy.input_tuple(arrays)
+
+    # running -------------------------------------------------------------------------------
+    def process(self, rows: np.ndarray) -> None:
+        """Replay one chunk of REPLAY_DTYPE rows (time-ordered, continuing the previous chunk)."""
+        check_replay(rows, "rows")
+        if not len(rows):
+            return
+        first = int(row_time(rows[:1])[0])
+        if first < self._last_row_time:
+            raise ValueError(f"rows: chunk starts at {first}, before the previous chunk's last row "
+                             f"({self._last_row_time}); chunks must continue one another")
+        self._last_row_time = int(row_time(rows[-1:])[0])
+        began = time.perf_counter()
+        E = self.E
+        E.ist[I_CURSOR] = 0
+        kernel = self.strategy.kernel
+        while True:
+            kernel(E, rows, self.params, self.state, self.inputs)
+            if E.ist[I_STATUS] == ST_DONE:
+                break
+            E = _grow_state(E)
+        self.E = E
+        self.events += len(rows)
+        self.seconds += time.perf_counter() - began
+
+    def set_mode(self, mode: int | str, *, cancel_entries: bool = False, user: str = "") -> None:
+        """ENTRIES_ALLOWED / EXITS_ONLY (or their names). With ``cancel_entries``, EXITS_ONLY also
+        cancels every working order (resting quotes would otherwise still open positions)."""
+        value = _MODES.get(mode, mode) if isinstance(mode, str) else int(mode)
+        if value not in (ENTRIES_ALLOWED, EXITS_ONLY):
+            raise ValueError(f"mode {mode!r}: expected ENTRIES_ALLOWED/EXITS_ONLY or {list(_MODES)}")
+        self.E.ist[I_MODE] = value
+        if value == EXITS_ONLY and cancel_entries:
+            cancel_all(self.E)
+        self.actions.append({"ts": int(self.E.ist[I_NOW]), "action": "mode",
+                             "mode": "exits_only" if value else "entries_allowed", "user": user})
+
+    def reset(self, *, user: str = "") -> None:
+        """Cancel all, flatten at the venue's book, clear position and PnL; restart the strategy's state."""
+        reset_account(self.E)
+        self.state = self.strategy.initial_state(self.params)
+        self.actions.append({"ts": int(self.E.ist[I_NOW]), "action": "reset", "user": user})
+
+    # reading -------------------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        return int(self.E.ist[I_NOW])
+
+    @property
+    def position(self) -> float:
+        """The venue's position (what the account holds now)."""
+        return float(self.E.fst[F_POS])
+
+    @property
+    def mode(self) -> int:
+        return int(self.E.ist[I_MODE])
+
+    def fills(self) -> np.ndarray:
+        E = self.E
+        k = int(E.ist[I_N_FILLS])
+        out = np.empty(k, FILL_DTYPE)
+        out["exch_ts"] = E.fl_i[:k, FI_EXCH]
+        out["local_ts"] = E.fl_i[:k, FI_LOCAL]
+        out["order_id"] = E.fl_i[:k, FI_ID]
+        out["side"] = E.fl_i[:k, FI_SIDE]
+        out["maker"] = E.fl_i[:k, FI_MAKER] != 0
+        out["price"] = E.fl_f[:k, FF_PRICE]
+        out["qty"] = E.fl_f[:k, FF_QTY]
+        out["fee"] = E.fl_f[:k, FF_FEE]
+        out["position"] = E.fl_f[:k, FF_POS]
+        out["realized_pnl"] = E.fl_f[:k, FF_REAL]
+        return out
+
+    def equity(self, final: bool = True) -> np.ndarray:
+        """Equity samples so far; with ``final``, one more at the current time (if later than the last)."""
+        E = self.E
+        k = int(E.ist[I_N_EQ])
+        out = np.empty(k, EQUITY_DTYPE)
+        out["ts"] = E.eq_i[:k]
+        for j, name in enumerate(("mid", "position", "realized_pnl", "unrealized_pnl", "fees", "equity", "turnover")):
+            out[name] = E.eq_f[:k, j]
+        if final and self.events and (k == 0 or E.eq_i[k - 1] < E.ist[I_NOW]):
+            scratch = E._replace(ist=E.ist.copy(), fst=E.fst.copy(), eq_i=np.zeros(1, np.int64),
+                                 eq_f=np.zeros((1, N_EF)))
+            scratch.ist[I_N_EQ] = 0
+            _record_equity(scratch, scratch.ist[I_NOW])
+            last = np.empty(1, EQUITY_DTYPE)
+            last["ts"] = scratch.eq_i[0]
+            for j, name in enumerate(("mid", "position", "realized_pnl", "unrealized_pnl", "fees", "equity",
+                                      "turnover")):
+                last[name] = scratch.eq_f[0, j]
+            out = np.concatenate((out, last))
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy.name, "params": dict(self.param_dict), "latency": self.latency.describe(),
+            "queue": asdict(self.queue), "fees": asdict(self.fees), "equity_interval_ns": self.equity_interval_ns,
+            "seed": self.seed, "max_orders": int(self.E.oi.shape[0]),
+        }
+
+    def result(self, **config: Any) -> BacktestResult:
+        """Fills and equity so far, with the run's configuration (``config`` adds e.g. symbol, range)."""
+        meta = {"events": self.events, "rows_replayed": int(self.E.ist[I_N_ROWS]), "seconds": self.seconds,
+                "rejected_orders": int(self.E.ist[I_N_REJECTS]), "orders_sent": int(self.E.ist[I_NEXT_ID]),
+                "actions": list(self.actions)}
+        return BacktestResult(self.fills(), self.equity(), {**self.config(), **config}, meta)
+
+
+def run_backtest(strategy, params: dict[str, Any] | None, events, *, inputs: dict[str, np.ndarray] | None = None,
+                 latency: Latency | None = None, queue: QueueModel | None = None, fees: Fees | None = None,
+                 equity_interval_ns: int = 1_000_000_000, seed: int = 0, max_orders: int = 256,
+                 **config: Any) -> BacktestResult:
+    """Replay ``events`` with ``strategy`` and return its fills and equity.
+
+    events: a REPLAY_DTYPE array, a :class:`MarketEvents` (replayed through
+    :func:`genesis.backtest.events.from_market_events`), or an iterable of REPLAY_DTYPE chunks
+    (e.g. :func:`genesis.backtest.events.store_chunks`). ``config`` (symbol, start, end, ...)
+    is recorded in the result's config.
+    """
+    from genesis.backtest.events import from_market_events
+    from genesis.feeds.events import MarketEvents
+
+    bt = Backtester(strategy, params, inputs=inputs, latency=latency, queue=queue, fees=fees,
+                    equity_interval_ns=equity_interval_ns, seed=seed, max_orders=max_orders)
+    if isinstance(events, MarketEvents):
+        config.setdefault("symbol", events.symbol)
+        events = from_market_events(events)
+    if isinstance(events, np.ndarray):
+        bt.process(events)
+    else:
+        for chunk in events:
+            bt.process(chunk)
+    return bt.result(**config)
+
+
+__all__ = [
+    "BUY", "SELL", "MARKET", "LIMIT", "GTC", "IOC", "POST_ONLY", "ENTRIES_ALLOWED", "EXITS_ONLY",
+    "EV_END", "EV_DEPTH", "EV_TRADE", "EV_RESPONSE", "EV_TIMER",
+    "S_FREE", "S_PENDING", "S_OPEN", "S_FILLED", "S_CANCELLED", "S_REJECTED", "S_EXPIRED",
+    "R_ACK", "R_FILL", "R_FILLED", "R_CANCELLED", "R_EXPIRED", "R_REJECTED", "R_CANCEL_REJECTED",
+    "REJ_INVALID", "REJ_MODE", "REJ_CAPACITY", "EngineState", "Latency", "QueueModel", "Fees", "Backtester",
+    "run_backtest", "next_event", "submit", "cancel", "cancel_all", "set_timer", "now", "best_bid", "best_ask",
+    "best_bid_qty", "best_ask_qty", "bid_level", "ask_level", "mid", "position", "entry_price", "mode", "last_trade",
+    "last_response", "order_status", "order_working", "order_leaves", "cancel_pending", "reset_account",
+]

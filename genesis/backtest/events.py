@@ -1,0 +1,352 @@
+"""Replay input: market events merged into one time-ordered array with both clocks.
+
+Every market event happens twice in a replay: at the venue at ``exch_ts`` (the venue's book
+changes, our resting orders may fill) and at our process at ``local_ts`` (the strategy sees
+it; the difference is the feed latency, taken from the data). A replay array therefore holds
+each event's rows twice, once flagged :data:`FLAG_EXCH` and once :data:`FLAG_LOCAL`, and is
+sorted by the time at which each row happens::
+
+    row time = exch_ts if kind & FLAG_EXCH else local_ts
+
+Ties are broken by (venue rows before local rows, then the venue's message order), so the
+array is one global timeline; the engine walks it with one cursor, and any split of it into
+consecutive chunks replays exactly like the whole (:class:`genesis.backtest.engine.Backtester`).
+
+Row kinds (``kind & KIND_MASK``): :data:`DEPTH` (set the level ``side``/``price`` to the
+absolute ``qty``, 0 removes it), :data:`CLEAR` (a snapshot begins: the book is emptied, the
+snapshot's levels follow as DEPTH rows), :data:`TRADE` (``side`` is the aggressor, 1 buy,
+-1 sell, 0 unknown). :data:`FLAG_LAST` marks the last row of a venue message on its clock
+(the strategy is woken once per message, after all its levels, not once per level).
+
+Builders:
+
+* :func:`replay_rows` from DELTA_DTYPE + TRADE_DTYPE arrays (a :class:`MarketEvents`, the
+  simulator's ``simulate(...).events``) - :func:`from_market_events`;
+* :func:`from_capture` from a Binance capture file (its applied depth stream, as ingest stores it);
+* :func:`store_chunks` from the store, in time chunks (bounded memory over many days).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from genesis.feeds.events import DELTA_DTYPE, TRADE_DTYPE, MarketEvents, delta_events
+
+REPLAY_DTYPE = np.dtype(
+    [
+        ("exch_ts", "i8"),  # venue clock, ns since the epoch (UTC)
+        ("local_ts", "i8"),  # our receive clock, ns since the epoch (UTC)
+        ("kind", "u1"),  # DEPTH / CLEAR / TRADE | FLAG_EXCH or FLAG_LOCAL | FLAG_LAST
+        ("side", "i1"),  # DEPTH: 1 bid, -1 ask; TRADE: aggressor 1 buy, -1 sell, 0 unknown
+        ("price", "f8"),
+        ("qty", "f8"),  # DEPTH: the level's new absolute quantity; TRADE: traded quantity
+    ]
+)
+
+DEPTH = 1
+CLEAR = 2
+TRADE = 3
+KIND_MASK = 0x0F
+FLAG_EXCH = 0x10  # this row happens at the venue, at exch_ts
+FLAG_LOCAL = 0x20  # this row happens at our process, at local_ts
+FLAG_LAST = 0x40  # last row of its message on its clock
+
+
+def row_time(rows: np.ndarray) -> np.ndarray:
+    """The time (ns) at which each row happens: exch_ts for venue rows, local_ts for local rows."""
+    return np.where(rows["kind"] & FLAG_EXCH, rows["exch_ts"], rows["local_ts"])
+
+
+def check_replay(rows: np.ndarray, name: str = "rows") -> None:
+    """Raise a ValueError naming ``name`` if ``rows`` is not a time-ordered REPLAY_DTYPE array."""
+    if not isinstance(rows, np.ndarray) or rows.dtype != REPLAY_DTYPE:
+        raise TypeError(f"{name}: expected a REPLAY_DTYPE array (genesis.backtest.events), "
+                        f"got {getattr(rows, 'dtype', type(rows))}")
+    if len(rows) > 1:
+        t = row_time(rows)
+        bad = np.flatnonzero(t[1:] < t[:-1])
+        if len(bad):
+            raise ValueError(f"{name}: not in time order at row {bad[0] + 1} "
+                             f"({t[bad[0] + 1]} after {t[bad[0]]}); build it with genesis.backtest.events")
+
+
+def _message_rows(deltas: np.ndarray, trades: np.ndarray) -> np.ndarray:
+    """One copy of the events (no clock flag yet) in the venue's message order.
+
+    Messages are ordered by exch_ts; at equal exch_ts a trade comes before a depth message
+    (the depth update that follows a trade already shows its consequence), otherwise the
+    input order is kept. A snapshot message becomes a CLEAR row followed by its levels.
+    """
+    starts, counts, snap = delta_events(deltas)
+    n_d, n_t = len(starts), len(trades)
+    msg_exch = np.concatenate((deltas["exch_ts"][starts], trades["exch_ts"]))
+    is_depth = np.concatenate((np.ones(n_d, np.int8), np.zeros(n_t, np.int8)))
+    order = np.lexsort((np.arange(n_d + n_t), is_depth, msg_exch))
+    # Rows per message: depth levels (+1 CLEAR for a snapshot); a trade is one row.
+    n_rows = np.concatenate((counts + snap.astype(np.int64), np.ones(n_t, np.int64)))[order]
+    first = np.concatenate(([0], np.cumsum(n_rows)[:-1]))
+    total = int(n_rows.sum()) if len(n_rows) else 0
+    out = np.empty(total, REPLAY_DTYPE)
+    if total == 0:
+        return out
+
+    pos_of = np.empty(n_d + n_t, np.int64)  # message id -> its first row in ``out``
+    pos_of[order] = first
+    # Depth messages.
+    d_first = pos_of[:n_d]
+    clear_pos = d_first[snap]
+    level_first = d_first + snap.astype(np.int64)
+    msg_of_level = np.repeat(np.arange(n_d), counts)
+    level_pos = np.repeat(level_first, counts) + (np.arange(len(deltas)) - np.repeat(starts, counts))
+    out["exch_ts"][level_pos] = deltas["exch_ts"][starts][msg_of_level]
+    out["local_ts"][level_pos] = deltas["local_ts"][starts][msg_of_level]
+    out["kind"][level_pos] = DEPTH
+    out["side"][level_pos] = deltas["side"]
+    out["price"][level_pos] = deltas["price"]
+    out["qty"][level_pos] = deltas["qty"]
+    snap_starts = starts[snap]
+    out["exch_ts"][clear_pos] = deltas["exch_ts"][snap_starts]
+    out["local_ts"][clear_pos] = deltas["local_ts"][snap_starts]
+    out["kind"][clear_pos] = CLEAR
+    out["side"][clear_pos] = 0
+    out["price"][clear_pos] = np.nan
+    out["qty"][clear_pos] = 0.0
+    # Trades.
+    t_pos = pos_of[n_d:]
+    out["exch_ts"][t_pos] = trades["exch_ts"]
+    out["local_ts"][t_pos] = trades["local_ts"]
+    out["kind"][t_pos] = TRADE
+    out["side"][t_pos] = trades["aggressor"]
+    out["price"][t_pos] = trades["price"]
+    out["qty"][t_pos] = trades["qty"]
+    out["kind"][first + n_rows - 1] |= FLAG_LAST
+    return out
+
+
+def replay_rows(deltas: np.ndarray, trades: np.ndarray) -> np.ndarray:
+    """Merge DELTA_DTYPE and TRADE_DTYPE arrays into a time-ordered REPLAY_DTYPE array.
+
+    deltas: (n,) DELTA_DTYPE in application order (runs of one ``seq`` are one message; a run
+    of ``is_snapshot`` rows replaces the book); trades: (m,) TRADE_DTYPE. Every message of
+    ``deltas`` must carry one exch_ts and one local_ts. Returns 2 * (n + m + snapshots) rows.
+    """
+    for name, array, dtype in (("deltas", deltas, DELTA_DTYPE), ("trades", trades, TRADE_DTYPE)):
+        if not isinstance(array, np.ndarray) or array.dtype != dtype:
+            raise TypeError(f"{name}: expected a {dtype} array, got {getattr(array, 'dtype', type(array))}")
+    if len(deltas):
+        starts, counts, _ = delta_events(deltas)
+        for clock in ("exch_ts", "local_ts"):
+            if np.any(deltas[clock] != np.repeat(deltas[clock][starts], counts)):
+                raise ValueError(f"deltas: rows of one seq carry different {clock} values")
+    base = _message_rows(deltas, trades)
+    n = len(base)
+    # The local copy in local-clock order (stable: messages received together keep venue order).
+    local = base[np.argsort(base["local_ts"], kind="stable")]
+    exch = base.copy()
+    exch["kind"] |= FLAG_EXCH
+    local["kind"] |= FLAG_LOCAL
+    both = np.concatenate((exch, local))
+    t = np.concatenate((exch["exch_ts"], local["local_ts"]))
+    out = both[np.argsort(t, kind="stable")]  # ties: venue rows (first half) before local rows
+    assert len(out) == 2 * n
+    return out
+
+
+def from_market_events(events: MarketEvents) -> np.ndarray:
+    """Replay rows of a :class:`MarketEvents` (a source's deltas and trades; e.g. the simulator's)."""
+    if not isinstance(events, MarketEvents):
+        raise TypeError(f"events: expected MarketEvents, got {type(events).__name__}")
+    return replay_rows(events.deltas, events.trades)
+
+
+def capture_events(path: str | Path, symbol: str | None = None) -> MarketEvents:
+    """The applied depth stream (as ingest stores it in ``depth_deltas``) and the trades of
+    one symbol of a Binance capture file, as :class:`MarketEvents`.
+
+    symbol: namespaced ('binance-usdm:BTCUSDT'), bare ('BTCUSDT'), or None when the file holds one.
+    """
+    from genesis.book.l2 import L2Book
+    from genesis.feeds.binance.capture import read_capture
+
+    capture = read_capture(path)
+    names = list(capture.symbols)
+    if symbol is None:
+        if len(names) != 1:
+            raise ValueError(f"{path}: holds {len(names)} symbols ({', '.join(names)}); name one")
+        chosen = names[0]
+    else:
+        matches = [n for n in names if n == symbol or n.split(":", 1)[-1] == symbol.upper()]
+        if len(matches) != 1:
+            raise ValueError(f"{path}: symbol {symbol!r} not found (or ambiguous) among {', '.join(names) or 'none'}")
+        chosen = matches[0]
+    sym = capture.symbols[chosen]
+    depth = sym.depth
+    book = L2Book(depth=1, sequencing=sym.sequencing)
+    result = book.apply_depth(depth.is_snapshot, depth.first_id, depth.last_id, depth.prev_id,
+                              depth.level_start, depth.level_count, depth.side, depth.price, depth.qty)
+    applied = result.applied
+    msg_of_row = np.repeat(applied, depth.level_count[applied])
+    from genesis.arrays import concat_ranges
+
+    level_rows = concat_ranges(depth.level_start[applied], depth.level_count[applied])
+    deltas = np.empty(len(msg_of_row), DELTA_DTYPE)
+    deltas["exch_ts"] = depth.exch_ts[msg_of_row]
+    deltas["local_ts"] = depth.local_ts[msg_of_row]
+    # A snapshot and the first delta after it may share an update id: number messages instead.
+    deltas["seq"] = np.repeat(np.arange(len(applied)), depth.level_count[applied])
+    deltas["side"] = depth.side[level_rows]
+    deltas["price"] = depth.price[level_rows]
+    deltas["qty"] = depth.qty[level_rows]
+    deltas["is_snapshot"] = depth.is_snapshot[msg_of_row]
+    return MarketEvents(symbol=chosen, deltas=deltas, trades=sym.trades)
+
+
+def from_capture(path: str | Path, symbol: str | None = None) -> np.ndarray:
+    """Replay rows of one symbol of a Binance capture file (see :func:`capture_events`)."""
+    return from_market_events(capture_events(path, symbol))
+
+
+def split_chunks(rows: np.ndarray, n_chunks: int) -> list[np.ndarray]:
+    """``rows`` cut into ``n_chunks`` consecutive pieces (views), e.g. to replay in chunks."""
+    return np.array_split(rows, n_chunks)
+
+
+# -- from the store ---------------------------------------------------------------------------
+
+_DELTA_COLUMNS = ", ".join(DELTA_DTYPE.names)
+_TRADE_COLUMNS = ", ".join(TRADE_DTYPE.names)
+
+
+def _structured(table, dtype: np.dtype) -> np.ndarray:
+    out = np.empty(table.num_rows, dtype)
+    for name in dtype.names:
+        column = table.column(name)
+        if str(column.type).startswith("timestamp"):
+            column = column.cast("int64")
+        out[name] = column.to_numpy()
+    return out
+
+
+def _query(store, sql: str, params: dict[str, Any], dtype: np.dtype) -> np.ndarray:
+    return _structured(store.query_arrow(sql, params), dtype)
+
+
+_WHERE = ("WHERE symbol = {symbol:String} AND exch_ts >= fromUnixTimestamp64Nano({lo:Int64})"
+          " AND exch_ts < fromUnixTimestamp64Nano({hi:Int64})")
+
+
+def _book_at(store, symbol: str, start: int) -> np.ndarray:
+    """The full book at ``start`` as one synthetic snapshot message (DELTA_DTYPE rows stamped
+    ``start`` on both clocks), rebuilt from the last stored snapshot before it and the deltas
+    in between; empty when no snapshot precedes ``start``."""
+    from genesis.book.l2 import L2Book
+
+    last = store.query_rows(
+        "SELECT toUnixTimestamp64Nano(max(exch_ts)), count() FROM depth_deltas WHERE symbol = {symbol:String}"
+        " AND is_snapshot AND exch_ts <= fromUnixTimestamp64Nano({start:Int64})", {"symbol": symbol, "start": start})
+    if not last or not last[0][1]:
+        return np.empty(0, DELTA_DTYPE)
+    deltas = _query(store, f"SELECT {_DELTA_COLUMNS} FROM depth_deltas {_WHERE} ORDER BY exch_ts, seq",
+                    {"symbol": symbol, "lo": int(last[0][0]), "hi": start}, DELTA_DTYPE)
+    book = L2Book(depth=1)
+    starts, counts, snap = delta_events(deltas)
+    book.apply_groups(starts, counts, snap, deltas["side"], deltas["price"], deltas["qty"])
+    bid_px, bid_sz, ask_px, ask_sz = book.levels()
+    out = np.empty(len(bid_px) + len(ask_px), DELTA_DTYPE)
+    out["exch_ts"] = out["local_ts"] = start
+    out["seq"] = -1
+    out["side"] = np.concatenate((np.ones(len(bid_px), np.int8), -np.ones(len(ask_px), np.int8)))
+    out["price"] = np.concatenate((bid_px, ask_px))
+    out["qty"] = np.concatenate((bid_sz, ask_sz))
+    out["is_snapshot"] = True
+    return out
+
+
+def store_chunks(symbol: str, start: Any, end: Any, *, chunk: str = "1h", store_url: str | None = None
+                 ) -> Iterator[np.ndarray]:
+    """Replay rows of ``symbol`` in ``[start, end)`` from the store, one time chunk at a time.
+
+    The book at ``start`` is rebuilt from the last stored snapshot before it and given as one
+    snapshot stamped ``start``; then ``depth_deltas`` and ``trades`` are read ``chunk`` by
+    ``chunk`` of exch_ts (each chunk read with one query per table, parameters bound). Memory
+    is one or two chunks whatever the range. The chunks continue one another: their
+    concatenation is the replay of the whole range (see :func:`chunked_rows`).
+    """
+    from genesis.book.sampling import parse_duration
+    from genesis.features.store import stored_symbol
+    from genesis.store import connect
+    from genesis.store.queries import to_ns
+
+    lo, hi = to_ns(start), to_ns(end)
+    if hi <= lo:
+        raise ValueError(f"store_chunks: end {end!r} is not after start {start!r}")
+    step = parse_duration(chunk)
+
+    def pieces() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        with connect(store_url) as store:
+            stored = stored_symbol(store, symbol)
+            book = _book_at(store, stored, lo)
+        yield book, np.empty(0, TRADE_DTYPE)
+        a = lo
+        while a < hi:
+            b = min(a + step, hi)
+            params = {"symbol": stored, "lo": a, "hi": b}
+            # Open the embedded store per unit of work and close it (one process at a time may hold it).
+            with connect(store_url) as store:
+                deltas = _query(store, f"SELECT {_DELTA_COLUMNS} FROM depth_deltas {_WHERE} ORDER BY exch_ts, seq",
+                                params, DELTA_DTYPE)
+                trades = _query(store, f"SELECT {_TRADE_COLUMNS} FROM trades {_WHERE} ORDER BY exch_ts, trade_id",
+                                params, TRADE_DTYPE)
+            if len(book) and len(deltas) and a == lo:
+                # The synthetic snapshot already holds every delta stamped exactly ``start``.
+                deltas = deltas[deltas["exch_ts"] > lo]
+            yield deltas, trades
+            a = b
+
+    yield from chunked_rows(pieces())
+
+
+def chunked_rows(pieces: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+    """Replay rows from consecutive (deltas, trades) pieces in venue order, as time-ordered chunks.
+
+    A piece's local rows may happen after the next piece's venue rows (feed latency), so each
+    piece is held until the next one is read: rows earlier than the next piece's first row are
+    emitted, the rest carried. Raises a ValueError if a piece has a row earlier than rows
+    already emitted (pieces overlapping by more than a piece's length).
+    """
+    carry = np.empty(0, REPLAY_DTYPE)
+    emitted_until = np.iinfo(np.int64).min
+    for deltas, trades in pieces:
+        rows = replay_rows(deltas, trades)
+        if not len(rows):
+            continue
+        t = row_time(rows)
+        if t[0] < emitted_until:
+            raise ValueError(f"chunked_rows: a piece starts at {t[0]}, before rows already replayed up to "
+                             f"{emitted_until}; make the chunks longer than the feed latency")
+        if len(carry):
+            merged = np.concatenate((carry, rows))
+            mt = row_time(merged)
+            # Stable merge; ties keep venue rows before local rows.
+            flag = (merged["kind"] & FLAG_LOCAL) != 0
+            order = np.lexsort((np.arange(len(merged)), flag, mt))
+            merged, mt = merged[order], mt[order]
+        else:
+            merged, mt = rows, t
+        cut = int(np.searchsorted(mt, t[0], side="left"))
+        if cut:
+            emitted_until = int(mt[cut - 1])
+            yield merged[:cut]
+        carry = merged[cut:]
+    if len(carry):
+        yield carry
+
+
+__all__ = [
+    "REPLAY_DTYPE", "DEPTH", "CLEAR", "TRADE", "KIND_MASK", "FLAG_EXCH", "FLAG_LOCAL", "FLAG_LAST", "row_time",
+    "check_replay", "replay_rows", "from_market_events", "capture_events", "from_capture", "split_chunks",
+    "store_chunks", "chunked_rows",
+]
