@@ -1,0 +1,89 @@
+"""genesis.backtest.store on the embedded store: save, load (arrays equal), list, replace,
+delete, and clear errors for unknown runs and bad ids."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from genesis.backtest.result import EQUITY_DTYPE, FILL_DTYPE, BacktestResult
+from genesis.backtest.store import delete_run, list_runs, load_run, save_run
+from genesis.store import connect
+from tests.test_backtest_metrics import DAY0, hand_result
+
+CONFIG = {"strategy": "ofi", "params": {"threshold": 0.3, "size": 0.01}, "symbol": "binance-usdm:BTCUSDT",
+          "start": "2024-08-08 00:00:00", "end": "2024-08-08 00:05:00", "latency_ms": 5.0,
+          "fees_bps": {"maker": -0.5, "taker": 4.5}, "queue": "conservative"}
+
+
+def test_save_and_load_give_back_the_same_run(store_url):
+    result = hand_result(**CONFIG)
+    result.meta["events"] = 1234
+    with connect(store_url) as store:
+        run_id = save_run(store, result)
+        loaded = load_run(store, run_id)
+    assert result.meta["run_id"] == run_id == loaded.meta["run_id"]
+    # Arrays equal, bit for bit (ns times included), in the saved order.
+    assert loaded.fills.dtype == FILL_DTYPE and loaded.equity.dtype == EQUITY_DTYPE
+    np.testing.assert_array_equal(loaded.fills, result.fills)
+    np.testing.assert_array_equal(loaded.equity, result.equity)
+    assert loaded.config == CONFIG
+    assert loaded.meta["events"] == 1234 and loaded.meta["kind"] == "backtest"
+    assert loaded.meta["metrics"]["profit_factor"] == math.inf  # non-finite floats survive JSON
+    assert loaded.meta["metrics"]["trades"] == 2
+
+
+def test_list_runs_newest_first_with_filters(store_url):
+    with connect(store_url) as store:
+        assert len(list_runs(store)) == 0 and "pnl_net" in list_runs(store).columns
+        first = save_run(store, hand_result(**CONFIG))
+        paper = save_run(store, hand_result(**(CONFIG | {"strategy": "mm", "symbols": ["a:X", "b:Y"]})), kind="paper")
+        runs = list_runs(store)
+        assert set(runs["run_id"]) == {first, paper}
+        row = runs.set_index("run_id").loc[first]
+        assert row["strategy"] == "ofi" and row["kind"] == "backtest" and row["fills"] == 5
+        assert row["symbols"] == "binance-usdm:BTCUSDT"
+        assert str(row["start"]) == "2024-08-08 00:00:00+00:00" and str(row["end"]) == "2024-08-08 00:05:00+00:00"
+        assert row["pnl_net"] == pytest.approx(26.55) and row["trades"] == 2
+        assert list(list_runs(store, kind="paper")["run_id"]) == [paper]
+        assert list(list_runs(store, symbol="b:Y")["run_id"]) == [paper]
+        assert list(list_runs(store, strategy="ofi")["run_id"]) == [first]
+
+
+def test_saving_again_needs_replace_and_replaces(store_url):
+    result = hand_result(**CONFIG)
+    with connect(store_url) as store:
+        run_id = save_run(store, result)
+        with pytest.raises(ValueError, match="already stored"):
+            save_run(store, result)
+        shorter = BacktestResult(result.fills[:2], result.equity[:3], config=CONFIG, meta={"run_id": run_id})
+        assert save_run(store, shorter, replace=True) == run_id
+        loaded = load_run(store, run_id)
+        assert len(loaded.fills) == 2 and len(loaded.equity) == 3
+        assert len(list_runs(store)) == 1
+        delete_run(store, run_id)
+        with pytest.raises(ValueError, match="no such run"):
+            load_run(store, run_id)
+
+
+def test_empty_run_and_range_from_the_data(store_url):
+    equity = np.zeros(2, EQUITY_DTYPE)
+    equity["ts"] = [DAY0, DAY0 + 10**9]
+    with connect(store_url) as store:
+        run_id = save_run(store, BacktestResult(np.zeros(0, FILL_DTYPE), equity, config={"strategy": "noop"}))
+        loaded = load_run(store, run_id)
+        row = list_runs(store).iloc[0]
+    assert len(loaded.fills) == 0 and len(loaded.equity) == 2
+    assert row["start"].value == DAY0 and row["end"].value == DAY0 + 10**9 + 1
+
+
+def test_bad_input_is_named(store_url):
+    with connect(store_url) as store:
+        with pytest.raises(ValueError, match="kind"):
+            save_run(store, hand_result(), kind="live")
+        with pytest.raises(ValueError, match="run id"):
+            load_run(store, "x'; DROP TABLE backtest_runs; --")
+        with pytest.raises(TypeError, match="BacktestResult"):
+            save_run(store, {"fills": []})
