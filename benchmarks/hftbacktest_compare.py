@@ -26,11 +26,15 @@ so the position returns to flat. The fill assumptions both engines must share (s
 - fees are ``rate * price * qty`` per fill (taker rate; no maker fills happen here);
 - the capture's local clock runs about 1.27 s behind the venue's, so ``local_ts`` is shifted
   to make the smallest feed latency ``--min-feed-latency-us`` (default 0) for both engines;
-- order times are offset by an odd number of nanoseconds from the whole second and the
-  latency is not a whole millisecond, so no order arrives exactly on a venue event time
-  (Binance stamps events in whole milliseconds) and the tie rules of the two engines, which
-  differ (hftbacktest: local data, local responses, venue data, venue orders; Genesis:
-  venue rows before local rows), never come into play.
+- orders go at whole multiples of the interval (Genesis's ``taker_only``), and the entry latency
+  is not a whole millisecond (1 ms becomes 1,000,137 ns), so no order arrives exactly on a
+  venue event time (Binance stamps events in whole milliseconds) and the tie rules of the two
+  engines, which differ (hftbacktest at equal times: local data, local responses, venue data,
+  venue orders; Genesis: market rows, venue arrivals, responses, timer), never come into play.
+- Genesis's taker orders deplete the replayed venue book until the data next sets the level;
+  hftbacktest's do not. With orders 2 intervals apart on a side and data updating the touch
+  many times a second, this shows only if a level of exactly the lot size were taken and not
+  refreshed for two intervals; the script would report it as a price mismatch.
 """
 
 from __future__ import annotations
@@ -67,16 +71,17 @@ def hbt_python(explicit: str | None = None) -> Path | None:
     return None
 
 
-def order_schedule(events: MarketEvents, n_orders: int, interval_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Local times (n,) int64 and sides (n,) int8 (1 buy first, then alternating) of the orders.
+def order_schedule(events: MarketEvents, interval_ns: int, n_orders: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local times (n,) int64 and sides (n,) int8 of the orders, as Genesis's ``taker_only`` sends them.
 
-    The first order is 1 s after the first whole local second following the first event,
-    plus 123,457 ns (off the venue's millisecond grid); orders stop before the last event.
+    ``taker_only`` sends at the multiples of ``interval_ns`` since the epoch that follow the first
+    market event it sees (the snapshot, here: the book is two-sided from then on), a buy first,
+    then alternating. At most ``n_orders``, and none in the last two intervals of the data (so
+    every order reaches the venue and its response comes back before the data ends).
     """
     first = int(min(events.deltas["local_ts"].min(), events.trades["local_ts"].min()))
     last = int(min(events.deltas["exch_ts"].max(), events.deltas["local_ts"].max()))
-    start = (first // 1_000_000_000 + 2) * 1_000_000_000 + 123_457
-    times = start + interval_ns * np.arange(n_orders, dtype=np.int64)
+    times = (first // interval_ns + 1 + np.arange(n_orders, dtype=np.int64)) * interval_ns
     times = times[times < last - 2 * interval_ns]
     sides = np.where(np.arange(len(times)) % 2 == 0, 1, -1).astype(np.int8)
     return times, sides
@@ -144,12 +149,40 @@ def run_hftbacktest(python: Path, events: MarketEvents, times: np.ndarray, args:
 
 def run_genesis(events: MarketEvents, times: np.ndarray, sides: np.ndarray,
                 args: argparse.Namespace) -> tuple[np.ndarray | None, dict]:
-    """Genesis's fills (n, 6) in FILL_COLUMNS order, or None when the engine is not there yet."""
+    """Genesis's fills (n, 6) in FILL_COLUMNS order for the orders sent at ``times``, and a summary.
+
+    Runs the registered ``taker_only`` strategy over the whole replay; it keeps sending until
+    the data ends, so fills of orders sent after ``times[-1]`` are left out of the comparison.
+    """
     try:
-        from genesis.backtest import engine  # noqa: F401
+        from genesis.backtest.engine import Fees, Latency, run_backtest
     except ImportError as exc:
         return None, {"available": False, "reason": f"genesis.backtest.engine: {exc}"}
-    raise NotImplementedError
+    interval = int(times[1] - times[0]) if len(times) > 1 else 1_000_000_000
+    t0 = time.perf_counter()
+    result = run_backtest("taker_only", {"interval_ns": interval, "qty": args.qty}, events,
+                          latency=Latency.constant(args.entry_latency_ns, args.response_latency_ns),
+                          fees=Fees(maker_bps=0.0, taker_bps=args.taker_fee_bps), equity_interval_ns=0)
+    seconds = time.perf_counter() - t0
+    f = result.fills
+    sent_at = f["exch_ts"] - args.entry_latency_ns
+    keep = sent_at <= times[-1]
+    f = f[keep]
+    out = np.empty((len(f), len(FILL_COLUMNS)))
+    out[:, 0] = f["exch_ts"]
+    out[:, 1] = f["local_ts"]
+    out[:, 2] = f["side"]
+    out[:, 3] = f["price"]
+    out[:, 4] = f["qty"]
+    out[:, 5] = f["fee"]
+    # One fill per order means no order walked past the best level (hftbacktest's assumption holds).
+    orders, per_order = np.unique(f["order_id"], return_counts=True)
+    realized = float(f["realized_pnl"][-1]) if len(f) else 0.0
+    info = {"own_state": {"realized_pnl": realized, "fees": float(f["fee"].sum()),
+                          "position": float(f["position"][-1]) if len(f) else 0.0},
+            "seconds": seconds, "orders_filled": int(len(orders)), "orders_filled_over_levels": int((per_order > 1).sum()),
+            "makers": int(f["maker"].sum()), "fills_after_schedule_dropped": int((~keep).sum())}
+    return out, info
 
 
 def pnl_of(fills: np.ndarray, final_mid: float) -> dict:
@@ -187,7 +220,7 @@ def compare(name: str, a: np.ndarray, b: np.ndarray, price_tol: float, money_tol
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--capture", type=Path, default=None, help="Binance capture (default: shared BTCUSDT, else bundled)")
-    p.add_argument("--orders", type=int, default=300)
+    p.add_argument("--orders", type=int, default=100_000, help="at most this many (default: all the data allows)")
     p.add_argument("--interval-ms", type=float, default=1000.0)
     p.add_argument("--qty", type=float, default=hd.BTCUSDT_LOT)
     p.add_argument("--entry-latency-us", type=float, default=1000.0)
@@ -207,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     raw = hd.capture_market_events(capture)
     offset = hd.feed_latency_offset(raw, int(args.min_feed_latency_us * 1000))
     events = hd.shift_local_clock(raw, offset)
-    times, sides = order_schedule(events, args.orders, interval_ns)
+    times, sides = order_schedule(events, interval_ns, args.orders)
     reference = reference_fills(events, times, sides, args.qty, args.entry_latency_ns, args.response_latency_ns,
                                 args.taker_fee_bps)
     final_mid = None
@@ -217,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         "events": {"deltas": int(len(events.deltas)), "trades": int(len(events.trades))},
         "local_clock_shift_ns": offset,
         "strategy": {"kind": "taker-only market orders, alternating buy/sell", "orders": int(len(times)),
-                     "interval_ns": interval_ns, "qty": args.qty, "first_order_local_ts": int(times[0])},
+                     "interval_ns": interval_ns, "qty": args.qty, "first_order_local_ts": int(times[0]),
+                     "genesis_strategy": "taker_only"},
         "latency_ns": {"entry": args.entry_latency_ns, "response": args.response_latency_ns},
         "fees_bps": {"taker": args.taker_fee_bps},
     }
