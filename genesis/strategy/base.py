@@ -149,7 +149,7 @@ def strategies() -> dict[str, Strategy]:
     return dict(_REGISTRY)
 
 
-BUILTINS = ("noop", "taker_only", "market_maker", "ofi_signal", "deeplob_threshold")
+BUILTINS = ("noop", "taker_only", "market_maker", "ofi_signal", "deeplob_threshold", "scripted")
 
 
 def _load_builtins() -> None:
