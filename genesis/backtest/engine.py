@@ -35,8 +35,9 @@ Matching, at the venue:
 
 Account, at the venue: position, average entry price, realized PnL by the average-cost
 method, cumulative fees and turnover; the strategy's view of its position changes when the
-fill's response arrives. Equity is sampled every ``equity_interval_ns`` of the local clock
-(state after everything strictly before the sample time), marked to the local mid.
+fill's response arrives. Equity is sampled every ``equity_interval_ns`` of the local clock,
+from the first local row on (state after everything strictly before the sample time), marked
+to the local mid (the last one seen while the book is one-sided).
 
 Trading mode, enforced at submission: :data:`ENTRIES_ALLOWED`, or :data:`EXITS_ONLY` where an
 order is accepted only if it reduces the (locally known) position without reversing it.
@@ -607,8 +608,8 @@ def next_event(E, rows):
         # Equity samples due before anything at time t happens.
         interval = ist[I_EQ_INTERVAL]
         if interval > 0:
-            if ist[I_NEXT_EQ] == _NEVER:
-                ist[I_NEXT_EQ] = -((-t) // interval) * interval
+            if ist[I_NEXT_EQ] == _NEVER and what == 0 and not (k & FLAG_EXCH):
+                ist[I_NEXT_EQ] = -((-t) // interval) * interval  # the local clock starts with its first row
             while ist[I_NEXT_EQ] <= t:
                 if ist[I_N_EQ] >= E.eq_i.shape[0]:
                     return _grow(ist, 3, E.eq_i.shape[0] * 2)

@@ -126,12 +126,34 @@ def _message_rows(deltas: np.ndarray, trades: np.ndarray) -> np.ndarray:
     return out
 
 
-def replay_rows(deltas: np.ndarray, trades: np.ndarray) -> np.ndarray:
+def feed_latency_offset(deltas: np.ndarray, trades: np.ndarray, min_feed_latency_ns: int = 0) -> int:
+    """ns to add to every ``local_ts`` so that no event is seen locally sooner than
+    ``min_feed_latency_ns`` after the venue stamped it (0 when that already holds).
+
+    A capture machine's clock is not the venue's: on the bundled 2024-08-08 captures ``local_ts``
+    runs about 1.27 s BEHIND ``exch_ts``. Replayed raw, the strategy would see the book 1.27 s
+    before the venue reaches it and trade on the future. Rows whose ``exch_ts`` is unknown
+    (<= 0, e.g. a REST snapshot) are left out. hftbacktest's ``correct_local_timestamp`` does
+    the same with its ``base_latency``.
+    """
+    lows = []
+    for a in (deltas, trades):
+        known = a["exch_ts"] > 0
+        if known.any():
+            lows.append(int((a["local_ts"][known] - a["exch_ts"][known]).min()))
+    if not lows:
+        return 0
+    return max(0, int(min_feed_latency_ns) - min(lows))
+
+
+def replay_rows(deltas: np.ndarray, trades: np.ndarray, *, local_offset_ns: int = 0) -> np.ndarray:
     """Merge DELTA_DTYPE and TRADE_DTYPE arrays into a time-ordered REPLAY_DTYPE array.
 
     deltas: (n,) DELTA_DTYPE in application order (runs of one ``seq`` are one message; a run
     of ``is_snapshot`` rows replaces the book); trades: (m,) TRADE_DTYPE. Every message of
-    ``deltas`` must carry one exch_ts and one local_ts. Returns 2 * (n + m + snapshots) rows.
+    ``deltas`` must carry one exch_ts and one local_ts. ``local_offset_ns`` is added to every
+    local_ts (see :func:`feed_latency_offset`); an unknown exch_ts (<= 0) is taken to be the
+    message's raw local_ts. Returns 2 * (n + m + snapshots) rows.
     """
     for name, array, dtype in (("deltas", deltas, DELTA_DTYPE), ("trades", trades, TRADE_DTYPE)):
         if not isinstance(array, np.ndarray) or array.dtype != dtype:
@@ -142,10 +164,15 @@ def replay_rows(deltas: np.ndarray, trades: np.ndarray) -> np.ndarray:
             if np.any(deltas[clock] != np.repeat(deltas[clock][starts], counts)):
                 raise ValueError(f"deltas: rows of one seq carry different {clock} values")
     base = _message_rows(deltas, trades)
+    unknown = base["exch_ts"] <= 0
+    if unknown.any():
+        base["exch_ts"][unknown] = base["local_ts"][unknown]
+    if local_offset_ns:
+        base["local_ts"] += int(local_offset_ns)
     n = len(base)
     # The local copy in local-clock order (stable: messages received together keep venue order).
     local = base[np.argsort(base["local_ts"], kind="stable")]
-    exch = base.copy()
+    exch = base[np.argsort(base["exch_ts"], kind="stable")] if unknown.any() else base.copy()
     exch["kind"] |= FLAG_EXCH
     local["kind"] |= FLAG_LOCAL
     both = np.concatenate((exch, local))
@@ -155,11 +182,17 @@ def replay_rows(deltas: np.ndarray, trades: np.ndarray) -> np.ndarray:
     return out
 
 
-def from_market_events(events: MarketEvents) -> np.ndarray:
-    """Replay rows of a :class:`MarketEvents` (a source's deltas and trades; e.g. the simulator's)."""
+def from_market_events(events: MarketEvents, *, min_feed_latency_ns: int | None = 0) -> np.ndarray:
+    """Replay rows of a :class:`MarketEvents` (a source's deltas and trades; e.g. the simulator's).
+
+    min_feed_latency_ns: the local clock is shifted (later) so that no event is seen sooner than
+    this after its venue time (:func:`feed_latency_offset`); None replays the clocks as they are.
+    """
     if not isinstance(events, MarketEvents):
         raise TypeError(f"events: expected MarketEvents, got {type(events).__name__}")
-    return replay_rows(events.deltas, events.trades)
+    offset = 0 if min_feed_latency_ns is None else feed_latency_offset(events.deltas, events.trades,
+                                                                        min_feed_latency_ns)
+    return replay_rows(events.deltas, events.trades, local_offset_ns=offset)
 
 
 def capture_events(path: str | Path, symbol: str | None = None) -> MarketEvents:
@@ -204,9 +237,10 @@ def capture_events(path: str | Path, symbol: str | None = None) -> MarketEvents:
     return MarketEvents(symbol=chosen, deltas=deltas, trades=sym.trades)
 
 
-def from_capture(path: str | Path, symbol: str | None = None) -> np.ndarray:
-    """Replay rows of one symbol of a Binance capture file (see :func:`capture_events`)."""
-    return from_market_events(capture_events(path, symbol))
+def from_capture(path: str | Path, symbol: str | None = None, *, min_feed_latency_ns: int | None = 0) -> np.ndarray:
+    """Replay rows of one symbol of a Binance capture file (see :func:`capture_events`; the
+    local clock aligned as in :func:`from_market_events`)."""
+    return from_market_events(capture_events(path, symbol), min_feed_latency_ns=min_feed_latency_ns)
 
 
 def split_chunks(rows: np.ndarray, n_chunks: int) -> list[np.ndarray]:
@@ -239,9 +273,9 @@ _WHERE = ("WHERE symbol = {symbol:String} AND exch_ts >= fromUnixTimestamp64Nano
 
 
 def _book_at(store, symbol: str, start: int) -> np.ndarray:
-    """The full book at ``start`` as one synthetic snapshot message (DELTA_DTYPE rows stamped
-    ``start`` on both clocks), rebuilt from the last stored snapshot before it and the deltas
-    in between; empty when no snapshot precedes ``start``."""
+    """The full book at ``start`` (every delta with exch_ts <= start applied) as one synthetic
+    snapshot message (DELTA_DTYPE rows stamped ``start`` on both clocks), rebuilt from the last
+    stored snapshot at or before it and the deltas since; empty when no snapshot precedes ``start``."""
     from genesis.book.l2 import L2Book
 
     last = store.query_rows(
@@ -250,7 +284,7 @@ def _book_at(store, symbol: str, start: int) -> np.ndarray:
     if not last or not last[0][1]:
         return np.empty(0, DELTA_DTYPE)
     deltas = _query(store, f"SELECT {_DELTA_COLUMNS} FROM depth_deltas {_WHERE} ORDER BY exch_ts, seq",
-                    {"symbol": symbol, "lo": int(last[0][0]), "hi": start}, DELTA_DTYPE)
+                    {"symbol": symbol, "lo": int(last[0][0]), "hi": start + 1}, DELTA_DTYPE)
     book = L2Book(depth=1)
     starts, counts, snap = delta_events(deltas)
     book.apply_groups(starts, counts, snap, deltas["side"], deltas["price"], deltas["qty"])
@@ -265,17 +299,20 @@ def _book_at(store, symbol: str, start: int) -> np.ndarray:
     return out
 
 
-def store_chunks(symbol: str, start: Any, end: Any, *, chunk: str = "1h", store_url: str | None = None
-                 ) -> Iterator[np.ndarray]:
+def store_chunks(symbol: str, start: Any, end: Any, *, chunk: str | int = "1h", store_url: str | None = None,
+                 min_feed_latency_ns: int | None = 0) -> Iterator[np.ndarray]:
     """Replay rows of ``symbol`` in ``[start, end)`` from the store, one time chunk at a time.
 
     The book at ``start`` is rebuilt from the last stored snapshot before it and given as one
     snapshot stamped ``start``; then ``depth_deltas`` and ``trades`` are read ``chunk`` by
     ``chunk`` of exch_ts (each chunk read with one query per table, parameters bound). Memory
     is one or two chunks whatever the range. The chunks continue one another: their
-    concatenation is the replay of the whole range (see :func:`chunked_rows`).
+    concatenation is the replay of the whole range (see :func:`chunked_rows`). The local clock
+    is shifted by one offset for the whole range (:func:`feed_latency_offset` over the range's
+    events, computed in the store; None: raw clocks).
     """
-    from genesis.book.sampling import parse_duration
+    import pandas as pd
+
     from genesis.features.store import stored_symbol
     from genesis.store import connect
     from genesis.store.queries import to_ns
@@ -283,12 +320,19 @@ def store_chunks(symbol: str, start: Any, end: Any, *, chunk: str = "1h", store_
     lo, hi = to_ns(start), to_ns(end)
     if hi <= lo:
         raise ValueError(f"store_chunks: end {end!r} is not after start {start!r}")
-    step = parse_duration(chunk)
+    try:
+        step = int(chunk) if isinstance(chunk, (int, np.integer)) else int(pd.Timedelta(chunk).value)
+    except ValueError as exc:
+        raise ValueError(f"store_chunks: chunk {chunk!r} is not a duration (e.g. '20s', '1h', '1D')") from exc
+    if step <= 0:
+        raise ValueError(f"store_chunks: chunk {chunk!r} must be a positive duration")
 
     def pieces() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         with connect(store_url) as store:
             stored = stored_symbol(store, symbol)
             book = _book_at(store, stored, lo)
+            offset = 0 if min_feed_latency_ns is None else _store_offset(store, stored, lo, hi, min_feed_latency_ns)
+        offsets.append(offset)
         yield book, np.empty(0, TRADE_DTYPE)
         a = lo
         while a < hi:
@@ -306,11 +350,27 @@ def store_chunks(symbol: str, start: Any, end: Any, *, chunk: str = "1h", store_
             yield deltas, trades
             a = b
 
-    yield from chunked_rows(pieces())
+    offsets: list[int] = []  # found by the first piece, applied to all
+    return chunked_rows(pieces(), local_offset_ns=offsets)
 
 
-def chunked_rows(pieces: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+def _store_offset(store, symbol: str, lo: int, hi: int, floor: int) -> int:
+    lows = []
+    for table in ("depth_deltas", "trades"):
+        row = store.query_rows(
+            f"SELECT min(toUnixTimestamp64Nano(local_ts) - toUnixTimestamp64Nano(exch_ts)), count() FROM {table} "
+            f"{_WHERE} AND toUnixTimestamp64Nano(exch_ts) > 0", {"symbol": symbol, "lo": lo, "hi": hi})
+        if row and row[0][1]:
+            lows.append(int(row[0][0]))
+    return max(0, int(floor) - min(lows)) if lows else 0
+
+
+def chunked_rows(pieces: Iterable[tuple[np.ndarray, np.ndarray]], *, local_offset_ns: int | list[int] = 0
+                 ) -> Iterator[np.ndarray]:
     """Replay rows from consecutive (deltas, trades) pieces in venue order, as time-ordered chunks.
+
+    local_offset_ns: added to every local_ts (a one-element list may be filled in by the
+    pieces' producer before its first piece).
 
     A piece's local rows may happen after the next piece's venue rows (feed latency), so each
     piece is held until the next one is read: rows earlier than the next piece's first row are
@@ -320,7 +380,9 @@ def chunked_rows(pieces: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np
     carry = np.empty(0, REPLAY_DTYPE)
     emitted_until = np.iinfo(np.int64).min
     for deltas, trades in pieces:
-        rows = replay_rows(deltas, trades)
+        offset = (local_offset_ns[0] if local_offset_ns else 0) if isinstance(local_offset_ns, list) \
+            else local_offset_ns
+        rows = replay_rows(deltas, trades, local_offset_ns=offset)
         if not len(rows):
             continue
         t = row_time(rows)
@@ -347,6 +409,6 @@ def chunked_rows(pieces: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np
 
 __all__ = [
     "REPLAY_DTYPE", "DEPTH", "CLEAR", "TRADE", "KIND_MASK", "FLAG_EXCH", "FLAG_LOCAL", "FLAG_LAST", "row_time",
-    "check_replay", "replay_rows", "from_market_events", "capture_events", "from_capture", "split_chunks",
+    "check_replay", "feed_latency_offset", "replay_rows", "from_market_events", "capture_events", "from_capture", "split_chunks",
     "store_chunks", "chunked_rows",
 ]

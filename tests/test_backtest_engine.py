@@ -1,0 +1,264 @@
+"""The replay engine on real data: replay rows, chunked == whole, and a plain-Python reference
+matching engine for the taker path compared with the Numba one on a real capture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genesis.backtest import engine as bt
+from genesis.backtest.engine import Backtester, Fees, Latency, QueueModel, run_backtest
+from genesis.backtest.events import (
+    CLEAR, DEPTH, FLAG_EXCH, FLAG_LAST, FLAG_LOCAL, KIND_MASK, REPLAY_DTYPE, TRADE, capture_events, check_replay,
+    chunked_rows, feed_latency_offset, from_capture, replay_rows, row_time,
+)
+from genesis.feeds.events import DELTA_DTYPE, TRADE_DTYPE
+from tests.conftest import capture_path
+from tests.test_backtest_scenarios import Tape, script
+
+SAMPLE = "usdm_btcusdt_20240808.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def sample_rows() -> np.ndarray:
+    return from_capture(capture_path(SAMPLE))
+
+
+# -- replay rows ----------------------------------------------------------------------------------
+
+def test_replay_rows_by_hand():
+    deltas = np.array([(10, 15, 1, 1, 100.0, 1.0, True), (10, 15, 1, -1, 101.0, 2.0, True),
+                       (20, 40, 2, 1, 100.0, 3.0, False)], DELTA_DTYPE)
+    trades = np.array([(20, 25, 7, 100.5, 0.1, 1)], TRADE_DTYPE)
+    rows = replay_rows(deltas, trades)
+    got = [(int(r["exch_ts"]), int(r["local_ts"]), int(r["kind"]), int(r["side"]), float(r["price"]), float(r["qty"]))
+           for r in rows]
+    assert got[0][:3] == (10, 15, CLEAR | FLAG_EXCH) and np.isnan(got[0][4])
+    assert got[1:] == [
+        (10, 15, DEPTH | FLAG_EXCH, 1, 100.0, 1.0),
+        (10, 15, DEPTH | FLAG_EXCH | FLAG_LAST, -1, 101.0, 2.0),
+        (10, 15, CLEAR | FLAG_LOCAL, 0, pytest.approx(np.nan, nan_ok=True), 0.0),
+        (10, 15, DEPTH | FLAG_LOCAL, 1, 100.0, 1.0),
+        (10, 15, DEPTH | FLAG_LOCAL | FLAG_LAST, -1, 101.0, 2.0),
+        # at one venue time the trade comes before the depth message
+        (20, 25, TRADE | FLAG_EXCH | FLAG_LAST, 1, 100.5, 0.1),
+        (20, 40, DEPTH | FLAG_EXCH | FLAG_LAST, 1, 100.0, 3.0),
+        (20, 25, TRADE | FLAG_LOCAL | FLAG_LAST, 1, 100.5, 0.1),
+        (20, 40, DEPTH | FLAG_LOCAL | FLAG_LAST, 1, 100.0, 3.0),
+    ]
+    check_replay(rows)
+
+
+def test_replay_rows_of_a_capture_are_time_ordered_and_complete(sample_rows):
+    check_replay(sample_rows)
+    events = capture_events(capture_path(SAMPLE))
+    # The capture's local clock is ~1.27 s behind the venue's: shifted so that no event is seen early.
+    offset = feed_latency_offset(events.deltas, events.trades)
+    assert 1_100_000_000 < offset < 1_400_000_000
+    assert np.min(sample_rows["local_ts"] - sample_rows["exch_ts"]) == 0
+    raw = from_capture(capture_path(SAMPLE), min_feed_latency_ns=None)
+    assert np.min(raw["local_ts"] - raw["exch_ts"]) == -offset
+    n_snap = len(np.unique(events.deltas["seq"][events.deltas["is_snapshot"]]))
+    assert len(sample_rows) == 2 * (len(events.deltas) + len(events.trades) + n_snap)
+    for flag in (FLAG_EXCH, FLAG_LOCAL):
+        mine = sample_rows[(sample_rows["kind"] & flag) != 0]
+        assert np.count_nonzero((mine["kind"] & KIND_MASK) == TRADE) == len(events.trades)
+        # each clock's rows are in that clock's order
+        clock = mine["exch_ts"] if flag == FLAG_EXCH else mine["local_ts"]
+        assert np.all(np.diff(clock) >= 0)
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(TypeError, match="deltas"):
+        replay_rows(np.zeros(3), np.empty(0, TRADE_DTYPE))
+    rows = Tape().book(1000, 1000, {1.0: 1.0}, {2.0: 1.0}).rows()
+    with pytest.raises(ValueError, match="not in time order"):
+        check_replay(rows[::-1].copy())
+    with pytest.raises(ValueError, match="unknown parameter"):
+        Backtester("market_maker", {"size": 1})
+    with pytest.raises(ValueError, match="unknown strategy"):
+        Backtester("nope")
+    with pytest.raises(ValueError, match="Latency"):
+        Latency.constant(-1)
+    b = Backtester("noop")
+    b.process(rows[5:])
+    with pytest.raises(ValueError, match="continue"):
+        b.process(rows[:5])
+
+
+def test_chunked_rows_from_pieces_equal_one_build(sample_rows):
+    events = capture_events(capture_path(SAMPLE))
+    d, t = events.deltas, events.trades
+    cuts = np.quantile(d["exch_ts"], [0.2, 0.5, 0.8]).astype(np.int64)
+    edges = np.concatenate(([np.iinfo(np.int64).min], cuts, [np.iinfo(np.int64).max]))
+    pieces = [(d[(d["exch_ts"] >= a) & (d["exch_ts"] < b)], t[(t["exch_ts"] >= a) & (t["exch_ts"] < b)])
+              for a, b in zip(edges[:-1], edges[1:])]
+    chunks = list(chunked_rows(pieces, local_offset_ns=feed_latency_offset(d, t)))
+    assert len(chunks) >= 3
+    joined = np.concatenate(chunks)
+    # The same rows in the same time order (message numbering differs only within equal times).
+    assert np.array_equal(row_time(joined), row_time(sample_rows))
+    key = ["exch_ts", "local_ts", "kind", "side", "qty"]
+    assert np.array_equal(np.sort(joined[key], order=key), np.sort(sample_rows[key], order=key))
+
+
+# -- chunked == whole -----------------------------------------------------------------------------
+
+def same_records(a: np.ndarray, b: np.ndarray) -> bool:
+    """Structured arrays equal field by field (NaN equal to NaN)."""
+    return a.dtype == b.dtype and len(a) == len(b) and all(
+        np.array_equal(a[f], b[f], equal_nan=a.dtype[f].kind == "f") for f in a.dtype.names)
+
+
+def _run(strategy, params, rows, chunks, **kw):
+    b = Backtester(strategy, params, **kw)
+    for piece in np.array_split(rows, chunks) if isinstance(chunks, int) else chunks:
+        b.process(piece)
+    return b.result()
+
+
+@pytest.mark.parametrize("strategy, params, kw", [
+    ("market_maker", {"qty": 0.002, "max_position": 0.01},
+     dict(latency=Latency.lognormal(2_000_000, 0.5), queue=QueueModel.probabilistic(3.0), fees=Fees(-0.5, 4.5),
+          equity_interval_ns=10_000_000, seed=7)),  # 10 ms samples: the equity buffer grows
+    ("taker_only", {"interval_ns": 50_000_000, "qty": 0.001},
+     dict(latency=Latency.empirical([500_000, 1_000_000, 9_000_000]), fees=Fees(0.0, 4.5), seed=3,
+          book_capacity=64)),  # ~12k fills and a small book: fills and book buffers grow
+])
+def test_chunked_replay_equals_whole(sample_rows, strategy, params, kw):
+    whole = _run(strategy, params, sample_rows, 1, **kw)
+    rng = np.random.default_rng(11)
+    cuts = np.sort(rng.choice(len(sample_rows), 12, replace=False))
+    pieces = np.split(sample_rows, cuts)
+    chunked = _run(strategy, params, sample_rows, pieces, **kw)
+    assert len(whole.fills) > 50
+    assert np.array_equal(whole.fills, chunked.fills)
+    assert same_records(whole.equity, chunked.equity)
+
+
+def test_same_seed_same_run_other_seed_other_latencies(sample_rows):
+    kw = dict(latency=Latency.lognormal(5_000_000, 1.0), equity_interval_ns=0)
+    rows = sample_rows[: len(sample_rows) // 4]
+    a = run_backtest("taker_only", {"interval_ns": 100_000_000}, rows, seed=1, **kw)
+    b = run_backtest("taker_only", {"interval_ns": 100_000_000}, rows, seed=1, **kw)
+    c = run_backtest("taker_only", {"interval_ns": 100_000_000}, rows, seed=2, **kw)
+    assert np.array_equal(a.fills, b.fills)
+    assert not np.array_equal(a.fills["exch_ts"], c.fills["exch_ts"])
+
+
+# -- a plain-Python reference for the taker path --------------------------------------------------
+
+def reference_taker(rows: np.ndarray, orders: list[tuple], latency_ns: int, taker_bps: float) -> list[tuple]:
+    """Market and IOC orders (submit_ts, side, qty, limit or None) filled against a dict book
+    rebuilt from the venue rows, at arrival = submit + latency (after market rows of the same
+    time), walking levels and depleting them; the engine's documented rules in plain Python."""
+    book = {1: {}, -1: {}}
+    arrivals = sorted(((ts + latency_ns, i) for i, (ts, *_rest) in enumerate(orders)))
+    fills = []
+    nxt = 0
+
+    def execute(t: int, side: int, qty: float, limit: float | None) -> None:
+        levels = book[-side]
+        while qty > 0 and levels:
+            px = min(levels) if side > 0 else max(levels)
+            if limit is not None and (px > limit if side > 0 else px < limit):
+                break
+            avail = levels[px]
+            q = min(avail, qty)
+            rest = avail - q
+            if rest <= 1e-12 * max(1.0, avail):
+                del levels[px]
+            else:
+                levels[px] = rest
+            qty -= q
+            fills.append((t, side, px, q, px * q * taker_bps * 1e-4))
+
+    for r in rows:
+        t = int(r["exch_ts"] if r["kind"] & FLAG_EXCH else r["local_ts"])
+        while nxt < len(arrivals) and arrivals[nxt][0] < t:
+            at, i = arrivals[nxt]
+            _, side, qty, limit = orders[i]
+            execute(at, side, qty, limit)
+            nxt += 1
+        if not r["kind"] & FLAG_EXCH:
+            continue
+        kind = r["kind"] & KIND_MASK
+        if kind == CLEAR:
+            book = {1: {}, -1: {}}
+        elif kind == DEPTH:
+            if r["qty"] > 0:
+                book[int(r["side"])][float(r["price"])] = float(r["qty"])
+            else:
+                book[int(r["side"])].pop(float(r["price"]), None)
+    return fills
+
+
+def test_taker_path_matches_the_python_reference_on_a_real_capture(sample_rows):
+    rng = np.random.default_rng(2024)
+    local = sample_rows[(sample_rows["kind"] & FLAG_LOCAL) != 0]
+    t0, t1 = int(local["local_ts"][0]) + 1, int(local["local_ts"][-1]) - 50_000_000
+    trades = sample_rows[(sample_rows["kind"] & KIND_MASK) == TRADE]
+    center = float(np.median(trades["price"]))
+    n = 400
+    ts = np.sort(rng.integers(t0, t1, n))
+    side = rng.choice([1, -1], n)
+    qty = np.round(rng.uniform(0.001, 3.0, n), 3)  # up to several levels
+    is_limit = rng.random(n) < 0.5
+    limit = np.round(center + rng.uniform(-40, 40, n), 1)
+    orders = [(int(ts[i]), int(side[i]), float(qty[i]), float(limit[i]) if is_limit[i] else None) for i in range(n)]
+    latency = 3_000_000
+    expected = reference_taker(sample_rows, orders, latency, 4.5)
+
+    inputs = script(*[(o[0], o[1], o[3] or 0.0, o[2], bt.LIMIT if o[3] else bt.MARKET, bt.IOC) for o in orders])
+    res = run_backtest("scripted", {}, sample_rows, inputs=inputs, latency=Latency.constant(latency),
+                       fees=Fees(0.0, 4.5), equity_interval_ns=0)
+    got = res.fills
+    assert len(expected) > n  # many orders walk more than one level
+    assert len(got) == len(expected)
+    exp = np.array(expected, dtype=[("t", "i8"), ("side", "i1"), ("price", "f8"), ("qty", "f8"), ("fee", "f8")])
+    assert np.array_equal(got["exch_ts"], exp["t"])
+    assert np.array_equal(got["side"], exp["side"])
+    assert np.array_equal(got["price"], exp["price"])
+    np.testing.assert_allclose(got["qty"], exp["qty"], rtol=1e-12)
+    np.testing.assert_allclose(got["fee"], exp["fee"], rtol=1e-12)
+    assert not got["maker"].any()
+    np.testing.assert_allclose(got["position"][-1], np.sum(exp["qty"] * exp["side"]), atol=1e-9)
+
+
+# -- from the store -------------------------------------------------------------------------------
+
+def test_store_chunks_replay_like_one_piece(store_url):
+    from genesis.backtest.events import store_chunks
+    from genesis.pipelines.ingest import ingest_binance_capture
+
+    ingest_binance_capture(capture_path(SAMPLE), store_url=store_url, progress=False)
+    events = capture_events(capture_path(SAMPLE))
+    t0 = int(events.deltas["exch_ts"][0])
+    start, end = t0 + 60_000_000_000, t0 + 240_000_000_000  # minutes 1 to 4: the book at start is rebuilt
+    small = list(store_chunks("BTCUSDT", start, end, chunk="20s", store_url=store_url))
+    whole = np.concatenate(list(store_chunks("BTCUSDT", start, end, chunk="1h", store_url=store_url)))
+    assert len(small) > 5
+    joined = np.concatenate(small)
+    check_replay(joined)
+    assert np.array_equal(row_time(joined), row_time(whole))
+    assert row_time(joined)[0] == start  # the rebuilt book, stamped start (venue clock) first
+    assert row_time(joined)[-1] < end + 1_000_000_000
+    kw = dict(latency=Latency.constant(1_000_000), fees=Fees(-0.5, 4.5), equity_interval_ns=100_000_000)
+    a = run_backtest("market_maker", {}, small, **kw)
+    b = run_backtest("market_maker", {}, whole, **kw)
+    assert len(a.fills) > 0
+    assert np.array_equal(a.fills, b.fills)
+    assert same_records(a.equity, b.equity)
+    # The venue's book the store gives at ``start`` is the one the capture gives there.
+    ref = Backtester("noop")
+    cap_rows = from_capture(capture_path(SAMPLE))
+    ref.process(cap_rows[row_time(cap_rows) <= start])
+    mine = Backtester("noop")
+    mine.process(small[0][row_time(small[0]) <= start])
+    for E in (mine.E, ref.E):
+        assert E.ist[bt.I_XB_N] > 100 and E.ist[bt.I_XA_N] > 100
+    for side, best in ((1, bt._venue_best_bid), (-1, bt._venue_best_ask)):
+        assert best(mine.E) == best(ref.E)
+        for k in range(-50, 51):
+            px = round(best(ref.E) + 0.1 * k, 1)
+            assert bt._venue_level(mine.E, side, px) == bt._venue_level(ref.E, side, px)
