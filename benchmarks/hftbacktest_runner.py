@@ -41,8 +41,13 @@ from numba import njit
 
 import hftbacktest as hbt_mod
 from hftbacktest import (
-    BUY, FILLED, GTC, GTX, LIMIT, MARKET, SELL, BacktestAsset, HashMapMarketDepthBacktest,
+    CANCELED, FILLED, GTC, GTX, LIMIT, MARKET, NEW, NONE, BacktestAsset, HashMapMarketDepthBacktest,
 )
+from hftbacktest.order import PARTIALLY_FILLED
+
+# hftbacktest's "no best price" ticks (hftbacktest/src/depth/mod.rs INVALID_MIN / INVALID_MAX).
+INVALID_MIN = np.iinfo(np.int64).min
+INVALID_MAX = np.iinfo(np.int64).max
 
 EXPECTED_EVENT_DTYPE = np.dtype(
     [("ev", "u8"), ("exch_ts", "i8"), ("local_ts", "i8"), ("px", "f8"), ("qty", "f8"), ("order_id", "u8"),
@@ -126,28 +131,57 @@ def taker_kernel(hbt, start_ts, interval, n_orders, qty, fills):
 @njit
 def noop_kernel(hbt, timeout):
     """Wake on every market-data row the strategy receives (rows of one local time together) and
-    read the top of the book; returns (wake-ups, checksum of best bid ticks)."""
+    do nothing; returns (wake-ups, 0)."""
     wakeups = 0
-    checksum = 0
     while True:
         rc = hbt.wait_next_feed(False, timeout)
         if rc == 1:  # end of data
             break
         if rc != 0 and rc != 2:
-            return -rc, checksum
-        depth = hbt.depth(0)
-        checksum += depth.best_bid_tick
+            return -rc, 0
         wakeups += 1
-    return wakeups, checksum
+    return wakeups, 0
 
 
 @njit
-def market_maker_kernel(hbt, qty, max_position, skew_ticks_per_unit, timeout):
-    """Quote one post-only (GTX) order each side at the touch, requoting when the target moves.
+def _working(order) -> bool:
+    """Sent and not finished, as the strategy knows it: awaiting its ack, resting, or partly filled."""
+    return (order.status == NONE and order.req == NEW) or order.status == NEW or order.status == PARTIALLY_FILLED
 
-    Target prices: best bid / best ask shifted away from the side that would grow the
-    inventory by ``skew_ticks_per_unit`` ticks per ``qty`` held; no new quote on a side once
-    ``|position| >= max_position``. Wakes on every market-data row and every order response.
+
+@njit
+def _quote_side(hbt, oid, quoted_tick, is_buy, want_tick, qty, allowed, next_id):
+    """One side of the market maker; returns (order id or 0, its price tick, next free id, sent, cancels)."""
+    orders = hbt.orders(0)
+    if oid != 0 and (not orders.__contains__(oid) or not _working(orders.get(oid))):
+        oid = 0
+    if oid != 0:
+        order = orders.get(oid)
+        if (not allowed or quoted_tick != want_tick) and order.req != CANCELED and order.cancellable:
+            hbt.cancel(0, oid, False)
+            return oid, quoted_tick, next_id, 0, 1
+        return oid, quoted_tick, next_id, 0, 0
+    if allowed:
+        price = want_tick * hbt.depth(0).tick_size
+        if is_buy:
+            hbt.submit_buy_order(0, next_id, price, qty, GTX, LIMIT, False)
+        else:
+            hbt.submit_sell_order(0, next_id, price, qty, GTX, LIMIT, False)
+        return next_id, want_tick, next_id + 1, 1, 0
+    return 0, 0, next_id, 0, 0
+
+
+@njit
+def market_maker_kernel(hbt, qty, max_position, skew_ticks, timeout):
+    """Genesis's ``market_maker`` (genesis/strategy/market_maker.py) written for hftbacktest.
+
+    On every wake-up (market data or an order response): bid = best bid - skew, ask = best ask
+    - skew, skew = round(skew_ticks * position / qty) ticks, the ask kept above the best bid and
+    the bid below the best ask; post-only (GTX) orders of ``qty``, one per side at a time; a
+    working quote at another price is cancelled, a new one goes out once the side has none; a
+    side whose fill would take |position| past ``max_position`` is not quoted. (hftbacktest
+    cannot cancel an order before its ack, so such a cancel waits for the ack; Genesis also
+    wakes only on depth messages and responses, while ``wait_next_feed`` wakes on trades too.)
     Returns (wake-ups, orders sent, cancels sent).
     """
     wakeups = 0
@@ -158,6 +192,7 @@ def market_maker_kernel(hbt, qty, max_position, skew_ticks_per_unit, timeout):
     ask_id = 0
     bid_tick = 0
     ask_tick = 0
+    limit = max_position * (1 + 1e-9)
     while True:
         rc = hbt.wait_next_feed(True, timeout)
         if rc == 1:
@@ -168,51 +203,26 @@ def market_maker_kernel(hbt, qty, max_position, skew_ticks_per_unit, timeout):
         depth = hbt.depth(0)
         best_bid = depth.best_bid_tick
         best_ask = depth.best_ask_tick
-        if best_bid >= best_ask or best_bid <= 0:
+        if best_bid == INVALID_MIN or best_ask == INVALID_MAX:
             continue
-        position = hbt.position(0)
-        skew = int(round(position / qty * skew_ticks_per_unit))
-        want_bid = best_bid - max(skew, 0)
-        want_ask = best_ask + max(-skew, 0)
-        orders = hbt.orders(0)
-        # Bid side: cancel a quote at the wrong price, post a new one if none is working.
-        live_bid = bid_id != 0 and orders.__contains__(bid_id) and orders.get(bid_id).cancellable
-        if live_bid and bid_tick != want_bid:
-            hbt.cancel(0, bid_id, False)
-            cancels += 1
-            live_bid = False
-            bid_id = 0
-        if bid_id != 0 and not orders.__contains__(bid_id):
-            bid_id = 0
-        if bid_id != 0 and not live_bid:
-            o = orders.get(bid_id)
-            if o.req == 0 and not o.cancellable:
-                bid_id = 0
-        if bid_id == 0 and position < max_position:
-            hbt.submit_buy_order(0, next_id, want_bid * depth.tick_size, qty, GTX, LIMIT, False)
-            bid_id = next_id
-            bid_tick = want_bid
-            next_id += 1
-            sent += 1
-        live_ask = ask_id != 0 and orders.__contains__(ask_id) and orders.get(ask_id).cancellable
-        if live_ask and ask_tick != want_ask:
-            hbt.cancel(0, ask_id, False)
-            cancels += 1
-            live_ask = False
-            ask_id = 0
-        if ask_id != 0 and not orders.__contains__(ask_id):
-            ask_id = 0
-        if ask_id != 0 and not live_ask:
-            o = orders.get(ask_id)
-            if o.req == 0 and not o.cancellable:
-                ask_id = 0
-        if ask_id == 0 and position > -max_position:
-            hbt.submit_sell_order(0, next_id, want_ask * depth.tick_size, qty, GTX, LIMIT, False)
-            ask_id = next_id
-            ask_tick = want_ask
-            next_id += 1
-            sent += 1
-        hbt.clear_inactive_orders(0)
+        pos = hbt.position(0)
+        skew = int(round(skew_ticks * pos / qty))
+        want_bid = best_bid - skew
+        want_ask = best_ask - skew
+        if want_ask <= best_bid:
+            want_ask = best_bid + 1
+        if want_bid >= best_ask:
+            want_bid = best_ask - 1
+        bid_id, bid_tick, next_id, s, c = _quote_side(hbt, bid_id, bid_tick, True, want_bid, qty,
+                                                      pos + qty <= limit, next_id)
+        sent += s
+        cancels += c
+        ask_id, ask_tick, next_id, s, c = _quote_side(hbt, ask_id, ask_tick, False, want_ask, qty,
+                                                      -pos + qty <= limit, next_id)
+        sent += s
+        cancels += c
+        if next_id % 64 == 0:
+            hbt.clear_inactive_orders(0)
     return wakeups, sent, cancels
 
 
@@ -281,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--interval-ns", type=int, default=1_000_000_000)
     p.add_argument("--orders", type=int, default=100)
     p.add_argument("--qty", type=float, default=0.001)
-    p.add_argument("--max-position", type=float, default=0.01)
+    p.add_argument("--max-position", type=float, default=0.005)
     p.add_argument("--skew-ticks", type=float, default=1.0)
     p.add_argument("--timeout-ns", type=int, default=3_600_000_000_000)
     args = p.parse_args(argv)

@@ -1,0 +1,228 @@
+"""Replay backtester throughput, Genesis against hftbacktest on the same events; prints one JSON document.
+
+    .venv/bin/python benchmarks/bench_backtest.py [--min-events 5000000] [--repeats 3] [--capture PATH]
+
+Events: the real Binance USD-M BTCUSDT capture (``/work/shared/data/...`` when beside the
+repository, else the bundled ``data/sample`` file), its local clock shifted so the smallest feed
+latency is 0, repeated back to back with both clocks shifted (each copy starts with the
+capture's REST snapshot, which replaces the book) until there are at least ``--min-events``
+market events (depth level updates + trades; about 467k per copy of the full capture).
+
+Strategies, each run by both engines on the same events:
+
+- ``noop``: woken on every market-data message (Genesis: once per depth message or trade on
+  the local clock; hftbacktest: ``wait_next_feed``, once per distinct local timestamp), reads
+  the top of the book, sends nothing;
+- ``market_maker``: one post-only order a side at the touch, requoted when the touch moves,
+  inventory skew, a position cap; constant 1 ms latencies, conservative queue model
+  (hftbacktest: ``RiskAdverseQueueModel``), maker -0.5 bps / taker 5 bps.
+
+Each engine runs in its own child process (so their peak RSS is their own): Genesis in this
+environment, hftbacktest in ``.venv-hftbacktest`` (``benchmarks/setup_hftbacktest.sh``). Each
+child compiles on a small slice first, then times the replay alone (best of ``--repeats``);
+building the engine's input arrays is reported separately. ``ratio`` is Genesis's events/s
+over hftbacktest's. When the hftbacktest environment is missing the JSON says so and gives
+Genesis's figures alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+import hftbacktest_data as hd  # noqa: E402
+
+DEFAULT_HBT_VENV = REPO / ".venv-hftbacktest"
+STRATEGIES = ("noop", "market_maker")
+LATENCY_NS = 1_000_000
+MAKER_FEE_BPS = -0.5
+TAKER_FEE_BPS = 5.0
+MM_QTY = hd.BTCUSDT_LOT
+MM_MAX_POSITION = 5 * hd.BTCUSDT_LOT
+MM_SKEW_TICKS = 1.0  # ticks of skew per MM_QTY of inventory (genesis.strategy.market_maker's defaults)
+
+
+def hbt_python(explicit: str | None = None) -> Path | None:
+    for candidate in (explicit, os.environ.get("HFTBACKTEST_PYTHON"), DEFAULT_HBT_VENV / "bin" / "python"):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    return None
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# -- Genesis child ----------------------------------------------------------------------------
+
+def genesis_params(strategy: str) -> dict:
+    if strategy == "noop":
+        return {}
+    return {"qty": MM_QTY, "max_position": MM_MAX_POSITION, "skew_ticks": MM_SKEW_TICKS, "tick": hd.BTCUSDT_TICK}
+
+
+def genesis_child(events_path: Path, strategy: str, repeats: int) -> dict:
+    """Replay the saved events with Genesis; time the replay alone, best of ``repeats``."""
+    from genesis.backtest.engine import Backtester, Fees, Latency, QueueModel
+    from genesis.backtest.events import from_market_events
+
+    events = hd.load_market_events(events_path)
+    t0 = time.perf_counter()
+    rows = from_market_events(events)
+    prepare = time.perf_counter() - t0
+    name = {"noop": "noop", "market_maker": "market_maker"}[strategy]
+
+    def make():
+        return Backtester(name, genesis_params(strategy), latency=Latency.constant(LATENCY_NS, LATENCY_NS),
+                          queue=QueueModel.conservative(), fees=Fees(MAKER_FEE_BPS, TAKER_FEE_BPS),
+                          equity_interval_ns=1_000_000_000)
+
+    make().process(rows[:20_000])  # compile, or load Numba's cache
+    best, bt = float("inf"), None
+    for _ in range(repeats):
+        bt = make()
+        t0 = time.perf_counter()
+        bt.process(rows)
+        best = min(best, time.perf_counter() - t0)
+    result = bt.result()
+    fills = result.fills
+    return {"seconds": best, "prepare_seconds": prepare, "rows": int(len(rows)),
+            "fills": int(len(fills)), "orders_sent": int(result.meta["orders_sent"]),
+            "final_position": float(bt.position), "peak_rss_mib": peak_rss_mib()}
+
+
+# -- parent -----------------------------------------------------------------------------------
+
+def build_events(capture: Path, min_events: int):
+    raw = hd.capture_market_events(capture)
+    base = hd.shift_local_clock(raw, hd.feed_latency_offset(raw, 0))
+    per_copy = len(base.deltas) + len(base.trades)
+    copies = max(1, -(-min_events // per_copy))
+    return hd.repeat_events(base, copies), copies, per_copy
+
+
+def run_child(cmd: list[str]) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-1500:]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_hbt(python: Path, events_npy: Path, strategy: str, repeats: int, workdir: Path) -> dict:
+    out = workdir / f"hbt_{strategy}.json"
+    mode = {"noop": "noop", "market_maker": "mm"}[strategy]
+    best: dict | None = None
+    for _ in range(repeats):  # one process per repeat: the runner replays once
+        cmd = [str(python), str(HERE / "hftbacktest_runner.py"), mode, str(events_npy), str(out),
+               "--tick-size", str(hd.BTCUSDT_TICK), "--lot-size", str(hd.BTCUSDT_LOT),
+               "--entry-latency-ns", str(LATENCY_NS), "--response-latency-ns", str(LATENCY_NS),
+               "--maker-fee-bps", str(MAKER_FEE_BPS), "--taker-fee-bps", str(TAKER_FEE_BPS),
+               "--queue", "risk_adverse", "--qty", str(MM_QTY), "--max-position", str(MM_MAX_POSITION),
+               "--skew-ticks", str(MM_SKEW_TICKS)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-1500:]}"}
+        r = json.loads(out.read_text())
+        if best is None or r["seconds"] < best["seconds"]:
+            best = r
+    return best
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--min-events", type=int, default=5_000_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--capture", type=Path, default=None)
+    p.add_argument("--strategies", default=",".join(STRATEGIES))
+    p.add_argument("--hbt-python", default=None)
+    p.add_argument("--child", choices=STRATEGIES, help=argparse.SUPPRESS)
+    p.add_argument("--events", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.child:
+        print(json.dumps(genesis_child(args.events, args.child, args.repeats)))
+        return
+
+    strategies = [s for s in args.strategies.split(",") if s]
+    for s in strategies:
+        if s not in STRATEGIES:
+            p.error(f"--strategies: unknown {s!r} (known: {', '.join(STRATEGIES)})")
+    capture = args.capture or hd.default_capture()
+    t0 = time.perf_counter()
+    events, copies, per_copy = build_events(capture, args.min_events)
+    n_events = len(events.deltas) + len(events.trades)
+    build_s = time.perf_counter() - t0
+    python = hbt_python(args.hbt_python)
+    report: dict = {
+        "benchmark": "backtest_replay",
+        "events": {"source": f"{capture.name} repeated {copies}x with shifted clocks (real capture, not simulated)",
+                   "capture": str(capture), "per_copy": per_copy, "copies": copies, "market_events": n_events,
+                   "depth_updates": int(len(events.deltas)), "trades": int(len(events.trades)),
+                   "build_seconds": round(build_s, 2)},
+        "models": {"latency_ns": {"entry": LATENCY_NS, "response": LATENCY_NS}, "queue": "conservative",
+                   "fees_bps": {"maker": MAKER_FEE_BPS, "taker": TAKER_FEE_BPS}},
+    }
+    with tempfile.TemporaryDirectory(prefix="genesis-bench-bt-") as tmp:
+        work = Path(tmp)
+        events_npz = work / "events.npz"
+        hd.save_market_events(events, events_npz)
+        hbt_npy = work / "hbt_events.npy"
+        if python is not None:
+            t0 = time.perf_counter()
+            data = hd.to_hbt_events(events)
+            report["events"]["hftbacktest_rows"] = int(len(data))
+            report["events"]["hftbacktest_convert_seconds"] = round(time.perf_counter() - t0, 2)
+            np.save(hbt_npy, data)
+            del data
+        else:
+            report["hftbacktest"] = {"available": False,
+                                     "reason": f"no hftbacktest environment at {DEFAULT_HBT_VENV}: run "
+                                               "benchmarks/setup_hftbacktest.sh (or set HFTBACKTEST_PYTHON)"}
+        del events
+        results: dict = {}
+        for strategy in strategies:
+            g = run_child([sys.executable, __file__, "--child", strategy, "--events", str(events_npz),
+                           "--repeats", str(args.repeats)])
+            entry: dict = {"genesis": _rates(g, n_events)}
+            if python is not None:
+                h = run_hbt(python, hbt_npy, strategy, args.repeats, work)
+                entry["hftbacktest"] = _rates(h, n_events)
+                gr, hr = entry["genesis"].get("events_per_s"), entry["hftbacktest"].get("events_per_s")
+                if gr and hr:
+                    entry["ratio"] = round(gr / hr, 3)
+            results[strategy] = entry
+    report["results"] = results
+    report["aim"] = "genesis events/s >= 1.5x hftbacktest's on both strategies"
+    report["python"] = platform.python_version()
+    report["machine"] = platform.machine()
+    report["cpus"] = os.cpu_count()
+    print(json.dumps(report, indent=2))
+
+
+def _rates(r: dict, n_events: int) -> dict:
+    if "error" in r:
+        return r
+    out = {"events_per_s": round(n_events / r["seconds"]), "seconds": round(r["seconds"], 4)}
+    out.update({k: v for k, v in r.items() if k not in ("seconds",)})
+    return out
+
+
+if __name__ == "__main__":
+    main()
