@@ -27,9 +27,6 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from genesis.arrays import concat_ranges
-from genesis.book.l2 import L2Book
-from genesis.feeds.binance.capture import read_capture
 from genesis.feeds.events import DELTA_DTYPE, TRADE_DTYPE, MarketEvents, delta_events
 
 # hftbacktest.types.event_dtype, spelled out so that this module needs no hftbacktest; the
@@ -68,46 +65,27 @@ def default_capture() -> Path:
 
 
 def capture_market_events(path: str | Path, symbol: str | None = None) -> MarketEvents:
-    """The depth deltas and trades of one symbol of a Binance capture, as Genesis replays them.
+    """The depth deltas and trades of one symbol of a Binance capture, as both engines replay them.
 
-    Depth messages go through :class:`~genesis.book.l2.L2Book`'s snapshot/diff synchronisation
-    and only the applied ones are kept, in application order (the stream that rebuilds the
-    book, as ingest stores it): the REST snapshot as ``is_snapshot`` rows, then the diffs.
-    A diff buffered before the snapshot and applied after it takes the snapshot's clocks
-    (both clocks are made non-decreasing along the applied stream), since neither the venue's
-    book nor ours could show it before the snapshot. ``seq`` numbers the applied messages.
+    :func:`genesis.backtest.events.capture_events` (the applied depth stream, snapshot first,
+    as ingest stores it) with two changes for the benchmarks: a diff buffered before the
+    snapshot and applied after it takes the snapshot's clocks (both clocks are made
+    non-decreasing along the applied stream; otherwise the local copy would replay it before
+    the snapshot that wipes it), and trades received before the snapshot are dropped (no
+    book to see them against).
     """
-    capture = read_capture(path)
-    names = list(capture.symbols)
-    if symbol is None:
-        if len(names) != 1:
-            raise ValueError(f"{path}: holds {len(names)} symbols ({', '.join(names)}); pass symbol=")
-        symbol = names[0]
-    if symbol not in capture.symbols:
-        raise ValueError(f"{path}: no symbol {symbol!r} (it holds {', '.join(names) or 'none'})")
-    sym = capture.symbols[symbol]
-    d = sym.depth
-    result = L2Book(20, sym.sequencing).apply_depth(d.is_snapshot, d.first_id, d.last_id, d.prev_id,
-                                                    d.level_start, d.level_count, d.side, d.price, d.qty)
-    applied = result.applied
-    if not len(applied) or not d.is_snapshot[applied[0]]:
-        raise ValueError(f"{path}: {symbol} has no applied depth snapshot to start the book from")
-    msg_exch = np.maximum.accumulate(d.exch_ts[applied].astype(np.int64))
-    msg_local = np.maximum.accumulate(d.local_ts[applied].astype(np.int64))
-    counts = d.level_count[applied]
-    rows = concat_ranges(d.level_start[applied], counts)
-    deltas = np.empty(len(rows), DELTA_DTYPE)
-    deltas["exch_ts"] = np.repeat(msg_exch, counts)
-    deltas["local_ts"] = np.repeat(msg_local, counts)
-    # Messages are numbered (a snapshot and the first diff after it may share an update id).
-    deltas["seq"] = np.repeat(np.arange(len(applied), dtype=np.int64), counts)
-    deltas["side"] = d.side[rows]
-    deltas["price"] = d.price[rows]
-    deltas["qty"] = d.qty[rows]
-    deltas["is_snapshot"] = np.repeat(d.is_snapshot[applied], counts)
-    # Trades before the first snapshot's local time could not be seen against a book: drop them.
-    trades = sym.trades[sym.trades["local_ts"] >= deltas["local_ts"][0]]
-    return MarketEvents(symbol=symbol, deltas=deltas, trades=np.ascontiguousarray(trades))
+    from genesis.backtest.events import capture_events
+
+    events = capture_events(path, symbol)
+    d = events.deltas.copy()
+    if not len(d) or not d["is_snapshot"][0]:
+        raise ValueError(f"{path}: {events.symbol} has no applied depth snapshot to start the book from")
+    # Rows of one message share their clocks, so a running maximum over rows is one over messages.
+    d["exch_ts"] = np.maximum.accumulate(d["exch_ts"])
+    d["local_ts"] = np.maximum.accumulate(d["local_ts"])
+    t = events.trades
+    trades = np.ascontiguousarray(t[t["local_ts"] >= d["local_ts"][0]])
+    return MarketEvents(symbol=events.symbol, deltas=d, trades=trades)
 
 
 def feed_latency_offset(events: MarketEvents, min_feed_latency_ns: int = 0) -> int:
