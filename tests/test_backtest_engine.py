@@ -123,7 +123,7 @@ def _run(strategy, params, rows, chunks, **kw):
           equity_interval_ns=10_000_000, seed=7)),  # 10 ms samples: the equity buffer grows
     ("taker_only", {"interval_ns": 50_000_000, "qty": 0.001},
      dict(latency=Latency.empirical([500_000, 1_000_000, 9_000_000]), fees=Fees(0.0, 4.5), seed=3,
-          book_capacity=64)),  # ~12k fills and a small book: fills and book buffers grow
+          ladder_ticks=16)),  # ~12k fills and tiny ladders: fills and price ladders grow
 ])
 def test_chunked_replay_equals_whole(sample_rows, strategy, params, kw):
     whole = _run(strategy, params, sample_rows, 1, **kw)

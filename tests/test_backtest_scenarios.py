@@ -69,8 +69,12 @@ def cancel_action(ts: int, order_id: int) -> tuple:
     return (ts, 0, 0.0, 0.0, 0, 0, order_id)
 
 
+TICK = 0.1  # the tapes' price grid (too few prices to infer it from)
+
+
 def run(tape: Tape, actions: list[tuple], **kw):
-    return run_backtest("scripted", {}, tape.rows(), inputs=script(*actions), equity_interval_ns=0, **kw)
+    return run_backtest("scripted", {}, tape.rows(), inputs=script(*actions), equity_interval_ns=0, tick_size=TICK,
+                        **kw)
 
 
 def fills_list(result) -> list[tuple]:
@@ -121,7 +125,7 @@ def test_post_only_that_would_take_is_rejected():
     tape = Tape().book(1000, 1000, {100.0: 1.0}, {101.0: 1.0}).trade(3000, 3000, 100.5, 1.0, SELL)
     bt_ = Backtester("scripted", inputs=script((1500, BUY, 101.0, 1.0, bt.LIMIT, bt.POST_ONLY),
                                               (1500, BUY, 100.5, 1.0, bt.LIMIT, bt.POST_ONLY)),
-                     equity_interval_ns=0)
+                     equity_interval_ns=0, tick_size=TICK)
     bt_.process(tape.rows())
     assert fills_list(bt_.result()) == [(3000, BUY, 100.5, 1.0, True)]  # only the one that did not cross
 
@@ -184,7 +188,7 @@ def test_trade_through_our_price_and_crossing_best_fill_the_whole_order():
 def test_cancel_that_arrives_after_the_fill_fails_and_the_fill_stands():
     tape = Tape().book(500, 500, {99.0: 1.0}, {101.0: 5.0}).trade(2500, 2500, 100.0, 1.0, SELL)
     bt_ = Backtester("scripted", inputs=script((1000, BUY, 100.0, 1.0, bt.LIMIT, bt.GTC), cancel_action(2000, 0)),
-                     latency=Latency.constant(1000, 100), equity_interval_ns=0)
+                     latency=Latency.constant(1000, 100), equity_interval_ns=0, tick_size=TICK)
     bt_.process(tape.rows())
     res = bt_.result()
     # order at the venue 2000 (nobody ahead at 100); the seller at 2500 fills it; the cancel arrives at 3000.
@@ -197,7 +201,7 @@ def test_cancel_that_arrives_after_the_fill_fails_and_the_fill_stands():
 def test_cancel_that_arrives_before_a_fill_cancels():
     tape = Tape().book(500, 500, {99.0: 1.0}, {101.0: 5.0}).trade(3500, 3500, 100.0, 1.0, SELL)
     bt_ = Backtester("scripted", inputs=script((1000, BUY, 100.0, 1.0, bt.LIMIT, bt.GTC), cancel_action(2000, 0)),
-                     latency=Latency.constant(1000, 100), equity_interval_ns=0)
+                     latency=Latency.constant(1000, 100), equity_interval_ns=0, tick_size=TICK)
     bt_.process(tape.rows())
     assert len(bt_.result().fills) == 0
     assert bt.last_response(bt_.E)[0] == bt.R_CANCELLED
@@ -232,7 +236,7 @@ def test_exits_only_rejects_entries_and_reversals_but_allows_exits():
         (5500, BUY, 0.0, 1.0, bt.MARKET, bt.IOC),   # entry: rejected
         (5500, SELL, 0.0, 2.0, bt.MARKET, bt.IOC),  # would reverse to short: rejected
         (5500, SELL, 0.0, 1.0, bt.MARKET, bt.IOC),  # exit: accepted
-    ), equity_interval_ns=0)
+    ), equity_interval_ns=0, tick_size=TICK)
     first = upto(rows, 2000)  # the buy at 1500 is filled in this chunk
     bt_.process(first)
     bt_.set_mode("exits_only", user="tester")
@@ -245,7 +249,7 @@ def test_exits_only_rejects_entries_and_reversals_but_allows_exits():
 
 def test_exits_only_rejects_an_entry_when_flat():
     tape = Tape().book(1000, 1000, {100.0: 10.0}, {101.0: 10.0})
-    bt_ = Backtester("scripted", inputs=script((1500, BUY, 0.0, 1.0, bt.MARKET, bt.IOC)))
+    bt_ = Backtester("scripted", inputs=script((1500, BUY, 0.0, 1.0, bt.MARKET, bt.IOC)), tick_size=TICK)
     bt_.set_mode(bt.EXITS_ONLY)
     bt_.process(tape.rows())
     assert len(bt_.result().fills) == 0 and bt_.result().meta["rejected_orders"] == 1
@@ -256,7 +260,7 @@ def test_reset_cancels_flattens_at_the_book_and_clears_the_account():
             .level(2000, 2000, -1, 105.0, 1.0).level(3000, 3000, 1, 98.0, 1.0))
     bt_ = Backtester("scripted", inputs=script((1500, BUY, 0.0, 2.0, bt.MARKET, bt.IOC),
                                               (1500, BUY, 98.0, 1.0, bt.LIMIT, bt.GTC)),
-                     fees=Fees(0.0, 10.0), equity_interval_ns=0)
+                     fees=Fees(0.0, 10.0), equity_interval_ns=0, tick_size=TICK)
     rows = tape.rows()
     first = upto(rows, 2000)  # orders sent and the market one filled at 1500 (zero latency)
     bt_.process(first)
@@ -276,8 +280,8 @@ def test_reset_cancels_flattens_at_the_book_and_clears_the_account():
 def test_equity_sampled_on_the_local_clock():
     tape = (Tape().book(1000, 1500, {100.0: 1.0}, {102.0: 1.0})
             .level(2500, 3200, 1, 101.0, 1.0))
-    res = run_backtest("noop", {}, tape.rows(end=None), equity_interval_ns=1000)
-    # samples at 1000 (nothing seen), 2000 and 3000 (mid 101), then the final one at 3200 (mid 101.5)
-    assert res.equity["ts"].tolist() == [1000, 2000, 3000, 3200]
-    assert np.isnan(res.equity["mid"][0])
-    assert res.equity["mid"][1:].tolist() == [101.0, 101.0, 101.5]
+    res = run_backtest("noop", {}, tape.rows(end=None), equity_interval_ns=1000, tick_size=TICK)
+    # the local clock starts at 1500 (first local row): samples at 2000 and 3000 (mid 101), then the
+    # final one at 3200 (mid 101.5); nothing at 1000, when the venue already had the book
+    assert res.equity["ts"].tolist() == [2000, 3000, 3200]
+    assert res.equity["mid"].tolist() == [101.0, 101.0, 101.5]

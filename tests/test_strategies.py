@@ -49,7 +49,7 @@ def test_registry_and_parameter_checks():
 def test_taker_only_alternates_on_the_local_clock():
     tape = Tape().book(1000, 1000, {100.0: 50.0}, {101.0: 50.0})
     res = run_backtest("taker_only", {"interval_ns": 1000, "qty": 0.5}, tape.rows(), latency=Latency.constant(10),
-                       equity_interval_ns=0)
+                       equity_interval_ns=0, tick_size=0.1)
     # orders at local 2000, 3000, ..., 9000 (the timer due at 10000 waits for rows after it), arriving 10 ns later
     assert fills_list(res) == [(t + 10, BUY if k % 2 == 0 else SELL, 101.0 if k % 2 == 0 else 100.0, 0.5, False)
                                for k, t in enumerate(range(2000, 10000, 1000))]
@@ -60,7 +60,7 @@ def test_market_maker_quotes_the_touch_skews_with_inventory_and_respects_max_pos
     params = {"qty": 1.0, "max_position": 2.0, "tick": 0.1, "skew_ticks": 1.0}
     tape = (Tape().book(1000, 1000, {100.0: 5.0}, {101.0: 5.0})
             .trade(2000, 2000, 100.0, 6.0, SELL))  # 5 ahead of our bid, then 1 for us
-    b = Backtester("market_maker", params, equity_interval_ns=0)
+    b = Backtester("market_maker", params, equity_interval_ns=0, tick_size=0.1)
     b.process(tape.rows(end=2500))
     assert fills_list(b.result()) == [(2000, BUY, 100.0, 1.0, True)]
     # long 1: both quotes one tick lower; the old ask was cancelled and replaced
@@ -80,7 +80,7 @@ def test_ofi_signal_by_hand():
             .level(4000, 4000, -1, 101.0, 8.0)   # e = -3: OFI -1, within (-3, 3) and beyond 0.5: hold
             .level(5000, 5000, -1, 101.0, 11.0))  # e = -3: OFI -6 < -3: short 1 (sell 2)
     res = run_backtest("ofi_signal", {"window": 2, "entry": 3, "exit": 0.5, "qty": 1}, tape.rows(),
-                       equity_interval_ns=0)
+                       equity_interval_ns=0, tick_size=0.1)
     assert fills_list(res) == [(3000, BUY, 101.0, 1.0, False), (5000, SELL, 100.0, 2.0, False)]
 
 
@@ -103,7 +103,7 @@ def test_deeplob_threshold_enters_exits_and_reverses():
                          (5500, 0.8, 0.1, 0.1),   # down: short at 6000
                          (7500, 0.05, 0.05, 0.9))  # up: reverse at 8000 (buy 2)
     res = run_backtest("deeplob_threshold", {"threshold": 0.6, "qty": 1}, _ticking_tape().rows(), inputs=preds,
-                       fees=Fees(0.0, 2.0), equity_interval_ns=0)
+                       fees=Fees(0.0, 2.0), equity_interval_ns=0, tick_size=0.1)
     assert fills_list(res) == [(2000, BUY, 101.0, 1.0, False), (4000, SELL, 100.0, 1.0, False),
                                (6000, SELL, 100.0, 1.0, False), (8000, BUY, 101.0, 2.0, False)]
     assert res.fills["fee"].sum() == pytest.approx((101 + 100 + 100 + 202) * 2e-4)
@@ -119,7 +119,7 @@ def test_deeplob_threshold_stop_loss_then_waits_for_a_new_signal():
     preds = _predictions((1500, 0.1, 0.2, 0.7), (5500, 0.1, 0.2, 0.7),  # same signal again: still blocked
                          (6500, 0.3, 0.4, 0.3), (7500, 0.1, 0.1, 0.8))   # neutral lifts the block; up: long
     res = run_backtest("deeplob_threshold", {"threshold": 0.6, "qty": 1, "stop_loss_bps": 100}, tape.rows(),
-                       inputs=preds, equity_interval_ns=0)
+                       inputs=preds, equity_interval_ns=0, tick_size=0.1)
     assert fills_list(res) == [(2000, BUY, 101.0, 1.0, False), (3000, SELL, 99.0, 1.0, False),
                                (8000, BUY, 100.0, 1.0, False)]
 
@@ -127,7 +127,7 @@ def test_deeplob_threshold_stop_loss_then_waits_for_a_new_signal():
 def test_deeplob_threshold_delay_defers_predictions():
     preds = _predictions((1500, 0.1, 0.2, 0.7))
     res = run_backtest("deeplob_threshold", {"threshold": 0.6, "qty": 1, "delay_ns": 2000}, _ticking_tape().rows(),
-                       inputs=preds, equity_interval_ns=0)
+                       inputs=preds, equity_interval_ns=0, tick_size=0.1)
     assert fills_list(res) == [(4000, BUY, 101.0, 1.0, False)]  # usable at 3500, acted on at 4000
 
 

@@ -67,7 +67,6 @@ import numpy as np
 
 from genesis.backtest.events import CLEAR, DEPTH, FLAG_EXCH, FLAG_LAST, KIND_MASK, TRADE, check_replay, row_time
 from genesis.backtest.result import EQUITY_DTYPE, FILL_DTYPE, BacktestResult
-from genesis.book.l2 import _apply_level, _recentered
 
 # -- public constants ----------------------------------------------------------------------
 
@@ -120,13 +119,16 @@ LAT_LOGNORMAL = 2
 
 (I_CURSOR, I_NOW, I_STATUS, I_NEED, I_MODE, I_NEXT_ID, I_EQ_INTERVAL, I_NEXT_EQ, I_TIMER, I_RNG,
  I_RQ_HEAD, I_RQ_TAIL, I_RS_HEAD, I_RS_TAIL, I_LAST_ARRIVAL, I_LAST_DELIVER, I_N_FILLS, I_N_EQ, I_N_USED,
- I_N_OPEN, I_XB_LO, I_XB_N, I_XA_LO, I_XA_N, I_LB_LO, I_LB_N, I_LA_LO, I_LA_N, I_X_SNAP, I_EV_SIDE,
- I_RESP_KIND, I_RESP_ID, I_QUEUE_MODEL, I_LAT_KIND_E, I_LAT_KIND_R, I_N_ROWS, I_N_REJECTS, I_EV_EXCH_TS,
- I_EV_LOCAL_TS, I_RESP_SIDE, N_I) = range(41)
+ I_N_OPEN, I_X_SNAP, I_EV_SIDE, I_RESP_KIND, I_RESP_ID, I_QUEUE_MODEL, I_LAT_KIND_E, I_LAT_KIND_R, I_N_ROWS,
+ I_N_REJECTS, I_EV_EXCH_TS, I_EV_LOCAL_TS, I_RESP_SIDE, I_N_IGNORED, I_N_OFFGRID,
+ # The four price ladders (venue bid/ask, local bid/ask): tick index of element 0, best element, levels held.
+ I_XB_BASE, I_XB_BEST, I_XB_N, I_XA_BASE, I_XA_BEST, I_XA_N,
+ I_LB_BASE, I_LB_BEST, I_LB_N, I_LA_BASE, I_LA_BEST, I_LA_N, I_NEED_TICK, N_I) = range(48)
 (F_POS, F_AVG, F_REAL, F_FEES, F_TURN, F_LPOS, F_LAST_MID, F_MAKER_BPS, F_TAKER_BPS, F_QPOWER, F_LAT_E_A,
- F_LAT_E_B, F_LAT_R_A, F_LAT_R_B, F_EV_PRICE, F_EV_QTY, F_RESP_QTY, F_RESP_PRICE, F_LREAL, F_LAVG, N_F) = range(21)
+ F_LAT_E_B, F_LAT_R_A, F_LAT_R_B, F_EV_PRICE, F_EV_QTY, F_RESP_QTY, F_RESP_PRICE, F_LREAL, F_LAVG,
+ F_SCALE, F_TICK_NUM, F_TICK_DEN, N_F) = range(24)
 # Order table columns.
-OI_ID, OI_SIDE, OI_TYPE, OI_TIF, OI_VSTATUS, OI_LSTATUS, OI_SUBMIT_TS, OI_CANCEL_SENT, N_OI = range(9)
+OI_ID, OI_SIDE, OI_TYPE, OI_TIF, OI_VSTATUS, OI_LSTATUS, OI_SUBMIT_TS, OI_CANCEL_SENT, OI_TICK, N_OI = range(10)
 OF_PRICE, OF_QTY, OF_LEAVES, OF_LLEAVES, OF_QUEUE, OF_CUMTRADE, OF_LFILLED, N_OF = range(8)
 # Request queue columns; request kinds.
 Q_TS, Q_KIND, Q_SLOT, Q_ID, N_Q = range(5)
@@ -148,16 +150,20 @@ _PX_TOL = 1e-9  # relative tolerance when matching an order's price to a level's
 
 EngineState = collections.namedtuple(
     "EngineState",
-    "ist fst xbk xbq xak xaq lbk lbq lak laq oi of rq rs_i rs_f fl_i fl_f eq_i eq_f lat_e lat_r",
+    "ist fst xb xa lb la oi of rq rs_i rs_f fl_i fl_f eq_i eq_f lat_e lat_r",
 )
 EngineState.__doc__ = """All engine state, as arrays (what makes the engine re-entrant).
 
-ist/fst: int64/float64 scalars (``I_*``/``F_*``); xbk..xaq: the venue's book (bid keys +price,
-ask keys -price, best at the end of ``[lo, lo+n)``, as :mod:`genesis.book.l2`); lbk..laq: the
-local book; oi/of: the order table (max_orders, ``OI_*``/``OF_*``); rq: requests in flight
+ist/fst: int64/float64 scalars (``I_*``/``F_*``); xb/xa: the venue's bid and ask price ladders,
+lb/la: the local book's (quantity per tick: element ``i`` is the price ``(base + i) * tick``; 0
+is no level); oi/of: the order table (max_orders, ``OI_*``/``OF_*``); rq: requests in flight
 (``Q_*``); rs_i/rs_f: responses in flight; fl_i/fl_f: fills; eq_i/eq_f: equity samples;
 lat_e/lat_r: empirical latency samples (ns) for entry and response.
 """
+
+# The largest price ladder (ticks); levels further from the book than that are ignored (counted).
+MAX_LADDER = 1 << 22
+_NO_LEVEL = -1
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -189,43 +195,96 @@ def _latency(ist, kind, a, b, samples):
     return np.int64(a * math.exp(b * z))
 
 
-@nb.njit(cache=True)
-def _same_price(a, b):
-    return abs(a - b) <= _PX_TOL * abs(b)
+@nb.njit(cache=True, inline="always")
+def _tick_of(fst, price):
+    """Tick index of ``price`` (nearest)."""
+    return np.int64(np.floor(price * fst[F_SCALE] + 0.5))
+
+
+@nb.njit(cache=True, inline="always")
+def _price_of(fst, tick):
+    """Price of tick index ``tick``: (tick * num) / den, the double nearest the decimal price."""
+    return (tick * fst[F_TICK_NUM]) / fst[F_TICK_DEN]
+
+
+@nb.njit(cache=True, inline="always")
+def _set_level(lad, ist, best_i, n_i, is_bid, i, q):
+    """Set ladder element ``i`` to ``q``; keep the side's best and level count. Returns the old quantity."""
+    old = lad[i]
+    lad[i] = q
+    if q > 0.0:
+        if old <= 0.0:
+            ist[n_i] += 1
+        b = ist[best_i]
+        if b == _NO_LEVEL or (i > b if is_bid else i < b):
+            ist[best_i] = i
+    elif old > 0.0:
+        ist[n_i] -= 1
+        if i == ist[best_i]:
+            if ist[n_i] == 0:
+                ist[best_i] = _NO_LEVEL
+            elif is_bid:
+                j = i - 1
+                while lad[j] <= 0.0:
+                    j -= 1
+                ist[best_i] = j
+            else:
+                j = i + 1
+                while lad[j] <= 0.0:
+                    j += 1
+                ist[best_i] = j
+    return old
+
+
+@nb.njit(cache=True, inline="always")
+def _clear_side(lad, ist, best_i, n_i):
+    if ist[n_i] > 0:
+        lad[:] = 0.0
+    ist[n_i] = 0
+    ist[best_i] = _NO_LEVEL
+
+
+@nb.njit(cache=True, inline="always")
+def _locate(lad, ist, base_i, n_i, ti):
+    """Ladder element of tick ``ti``: >= 0; -1 when the ladder must grow; -2 when ``ti`` is beyond
+    MAX_LADDER (the level is ignored). An empty side is re-centred on ``ti`` for free."""
+    i = ti - ist[base_i]
+    size = lad.shape[0]
+    if 0 <= i < size:
+        return i
+    if ist[n_i] == 0:
+        ist[base_i] = ti - size // 2
+        return size // 2
+    return -1 if size < MAX_LADDER else -2
 
 
 @nb.njit(cache=True)
-def _side_qty(keys, qtys, lo, n, key):
-    """Quantity of the level at ``key`` (tolerant match) in ``keys[lo:lo+n]``; 0 when absent."""
-    if n == 0:
-        return 0.0
-    i = lo + np.searchsorted(keys[lo : lo + n], key)
-    tol = _PX_TOL * abs(key)
-    if i < lo + n and abs(keys[i] - key) <= tol:
-        return qtys[i]
-    if i > lo and abs(keys[i - 1] - key) <= tol:
-        return qtys[i - 1]
-    return 0.0
-
-
-@nb.njit(cache=True)
-def _venue_level(E, side, price):
+def _level_at(E, side, ti):
+    """Venue quantity at tick ``ti`` on ``side`` (0 when none)."""
     ist = E.ist
     if side > 0:
-        return _side_qty(E.xbk, E.xbq, ist[I_XB_LO], ist[I_XB_N], price)
-    return _side_qty(E.xak, E.xaq, ist[I_XA_LO], ist[I_XA_N], -price)
+        i = ti - ist[I_XB_BASE]
+        return E.xb[i] if 0 <= i < E.xb.shape[0] else 0.0
+    i = ti - ist[I_XA_BASE]
+    return E.xa[i] if 0 <= i < E.xa.shape[0] else 0.0
 
 
 @nb.njit(cache=True)
 def _venue_best_bid(E):
-    n = E.ist[I_XB_N]
-    return E.xbk[E.ist[I_XB_LO] + n - 1] if n > 0 else np.nan
+    b = E.ist[I_XB_BEST]
+    return _price_of(E.fst, E.ist[I_XB_BASE] + b) if b != _NO_LEVEL else np.nan
 
 
 @nb.njit(cache=True)
 def _venue_best_ask(E):
-    n = E.ist[I_XA_N]
-    return -E.xak[E.ist[I_XA_LO] + n - 1] if n > 0 else np.nan
+    b = E.ist[I_XA_BEST]
+    return _price_of(E.fst, E.ist[I_XA_BASE] + b) if b != _NO_LEVEL else np.nan
+
+
+@nb.njit(cache=True)
+def _venue_level(E, side, price):
+    """Venue quantity at ``price`` on ``side`` (0 when none)."""
+    return _level_at(E, side, _tick_of(E.fst, price))
 
 
 # -- responses, fills, account ---------------------------------------------------------------
@@ -310,27 +369,27 @@ def _fill_order(E, slot, t, price, qty, maker):
 
 
 @nb.njit(cache=True)
-def _take(E, slot, t, limit, has_limit):
-    """Walk the venue's opposite side for the order in ``slot`` (up to ``limit``), depleting it."""
-    ist, oi, of = E.ist, E.oi, E.of
+def _take(E, slot, t, limit_tick, has_limit):
+    """Walk the venue's opposite side for the order in ``slot`` (up to ``limit_tick``), depleting it."""
+    ist, fst, oi, of = E.ist, E.fst, E.oi, E.of
     side = oi[slot, OI_SIDE]
     if side > 0:
-        keys, qtys, lo_i, n_i, sign = E.xak, E.xaq, I_XA_LO, I_XA_N, -1.0
+        lad, base_i, best_i, n_i, is_bid = E.xa, I_XA_BASE, I_XA_BEST, I_XA_N, False
     else:
-        keys, qtys, lo_i, n_i, sign = E.xbk, E.xbq, I_XB_LO, I_XB_N, 1.0
-    while of[slot, OF_LEAVES] > 0.0 and ist[n_i] > 0:
-        top = ist[lo_i] + ist[n_i] - 1  # best level sits at the end
-        px = sign * keys[top]
-        if has_limit and (px > limit * (1 + _PX_TOL) if side > 0 else px < limit * (1 - _PX_TOL)):
+        lad, base_i, best_i, n_i, is_bid = E.xb, I_XB_BASE, I_XB_BEST, I_XB_N, True
+    while of[slot, OF_LEAVES] > 0.0 and ist[best_i] != _NO_LEVEL:
+        b = ist[best_i]
+        ti = ist[base_i] + b
+        if has_limit and (ti > limit_tick if side > 0 else ti < limit_tick):
             break
-        avail = qtys[top]
+        avail = lad[b]
         q = min(avail, of[slot, OF_LEAVES])
         rest = avail - q
         if rest <= _EPS * max(1.0, avail):
-            ist[n_i] -= 1  # level taken out until the data sets it again
+            _set_level(lad, ist, best_i, n_i, is_bid, b, 0.0)  # taken out until the data sets it again
         else:
-            qtys[top] = rest
-        if _fill_order(E, slot, t, px, q, False):
+            lad[b] = rest
+        if _fill_order(E, slot, t, _price_of(fst, ti), q, False):
             return True
     return False
 
@@ -358,26 +417,30 @@ def _arrive(E, t):
         else:
             _push_response(E, t, R_CANCEL_REJECTED, slot, order_id, 0.0, np.nan)
         return
-    side, price = oi[slot, OI_SIDE], of[slot, OF_PRICE]
+    side, price, ti = oi[slot, OI_SIDE], of[slot, OF_PRICE], oi[slot, OI_TICK]
     if oi[slot, OI_TYPE] == MARKET:
-        if not _take(E, slot, t, 0.0, False):
+        if not _take(E, slot, t, 0, False):
             _finish(E, slot, t, S_EXPIRED, R_EXPIRED)
         return
-    best = _venue_best_ask(E) if side > 0 else _venue_best_bid(E)
-    crosses = (not np.isnan(best)) and (best <= price * (1 + _PX_TOL) if side > 0 else best >= price * (1 - _PX_TOL))
+    if side > 0:
+        b = ist[I_XA_BEST]
+        crosses = b != _NO_LEVEL and ist[I_XA_BASE] + b <= ti
+    else:
+        b = ist[I_XB_BEST]
+        crosses = b != _NO_LEVEL and ist[I_XB_BASE] + b >= ti
     tif = oi[slot, OI_TIF]
     if crosses:
         if tif == POST_ONLY:
             _finish(E, slot, t, S_REJECTED, R_REJECTED)
             return
-        if _take(E, slot, t, price, True):
+        if _take(E, slot, t, ti, True):
             return
     if tif == IOC:
         _finish(E, slot, t, S_EXPIRED, R_EXPIRED)
         return
     oi[slot, OI_VSTATUS] = S_OPEN
     ist[I_N_OPEN] += 1
-    of[slot, OF_QUEUE] = _venue_level(E, side, price)
+    of[slot, OF_QUEUE] = _level_at(E, side, ti)
     of[slot, OF_CUMTRADE] = 0.0
     _push_response(E, t, R_ACK, slot, order_id, of[slot, OF_LEAVES], price)
 
@@ -424,13 +487,13 @@ def _deliver(E):
 # -- market rows ---------------------------------------------------------------------------------
 
 @nb.njit(cache=True)
-def _queue_on_depth(E, side, price, prev, new):
-    """Our resting orders at (side, price) after the venue's level went from ``prev`` to ``new``."""
+def _queue_on_depth(E, side, ti, prev, new):
+    """Our resting orders at (side, tick) after the venue's level went from ``prev`` to ``new``."""
     oi, of = E.oi, E.of
     probabilistic = E.ist[I_QUEUE_MODEL] == QUEUE_PROBABILISTIC
     power = E.fst[F_QPOWER]
     for s in range(oi.shape[0]):
-        if oi[s, OI_VSTATUS] != S_OPEN or oi[s, OI_SIDE] != side or not _same_price(of[s, OF_PRICE], price):
+        if oi[s, OI_VSTATUS] != S_OPEN or oi[s, OI_SIDE] != side or oi[s, OI_TICK] != ti:
             continue
         front = of[s, OF_QUEUE]
         traded = of[s, OF_CUMTRADE]
@@ -456,18 +519,19 @@ def _queue_on_depth(E, side, price, prev, new):
 @nb.njit(cache=True)
 def _cross_fills(E, t):
     """Resting orders that the opposite best now crosses fill at their own price."""
-    oi, of = E.oi, E.of
-    bid, ask = _venue_best_bid(E), _venue_best_ask(E)
+    ist, oi, of = E.ist, E.oi, E.of
+    bid = ist[I_XB_BASE] + ist[I_XB_BEST] if ist[I_XB_BEST] != _NO_LEVEL else -(1 << 62)
+    ask = ist[I_XA_BASE] + ist[I_XA_BEST] if ist[I_XA_BEST] != _NO_LEVEL else 1 << 62
     for s in range(oi.shape[0]):
         if oi[s, OI_VSTATUS] != S_OPEN:
             continue
-        px = of[s, OF_PRICE]
-        if (oi[s, OI_SIDE] > 0 and ask <= px * (1 + _PX_TOL)) or (oi[s, OI_SIDE] < 0 and bid >= px * (1 - _PX_TOL)):
-            _fill_order(E, s, t, px, of[s, OF_LEAVES], True)
+        ti = oi[s, OI_TICK]
+        if (oi[s, OI_SIDE] > 0 and ask <= ti) or (oi[s, OI_SIDE] < 0 and bid >= ti):
+            _fill_order(E, s, t, of[s, OF_PRICE], of[s, OF_LEAVES], True)
 
 
 @nb.njit(cache=True)
-def _queue_on_trade(E, t, aggressor, price, qty):
+def _queue_on_trade(E, t, aggressor, ti, qty):
     """A market trade at the venue: our resting orders it reaches fill (maker)."""
     oi, of = E.oi, E.of
     for s in range(oi.shape[0]):
@@ -476,74 +540,32 @@ def _queue_on_trade(E, t, aggressor, price, qty):
         side = oi[s, OI_SIDE]
         if aggressor == side:  # a buyer's trade cannot fill our bid
             continue
-        px = of[s, OF_PRICE]
-        if _same_price(price, px):
+        mine = oi[s, OI_TICK]
+        if ti == mine:
             of[s, OF_CUMTRADE] += qty
             ahead = of[s, OF_QUEUE]
             if qty > ahead:
                 of[s, OF_QUEUE] = 0.0
-                _fill_order(E, s, t, px, min(qty - ahead, of[s, OF_LEAVES]), True)
+                _fill_order(E, s, t, of[s, OF_PRICE], min(qty - ahead, of[s, OF_LEAVES]), True)
             else:
                 of[s, OF_QUEUE] = ahead - qty
-        elif (side > 0 and price < px) or (side < 0 and price > px):  # traded through our price
-            _fill_order(E, s, t, px, of[s, OF_LEAVES], True)
+        elif (side > 0 and ti < mine) or (side < 0 and ti > mine):  # traded through our price
+            _fill_order(E, s, t, of[s, OF_PRICE], of[s, OF_LEAVES], True)
 
 
 @nb.njit(cache=True)
-def _venue_row(E, t, kind, side, price, qty, last):
+def _after_venue_message(E, t, kind):
+    """End of a venue message while we have resting orders: snapshot queues, crossing fills."""
     ist = E.ist
-    if kind == DEPTH:
-        has_open = ist[I_N_OPEN] > 0
-        if side > 0:
-            prev = _side_qty(E.xbk, E.xbq, ist[I_XB_LO], ist[I_XB_N], price) if has_open else 0.0
-            lo = _recentered(E.xbk, E.xbq, ist[I_XB_LO], ist[I_XB_N], 1)
-            ist[I_XB_LO], ist[I_XB_N] = _apply_level(E.xbk, E.xbq, lo, ist[I_XB_N], price, qty)
-        else:
-            prev = _side_qty(E.xak, E.xaq, ist[I_XA_LO], ist[I_XA_N], -price) if has_open else 0.0
-            lo = _recentered(E.xak, E.xaq, ist[I_XA_LO], ist[I_XA_N], 1)
-            ist[I_XA_LO], ist[I_XA_N] = _apply_level(E.xak, E.xaq, lo, ist[I_XA_N], -price, qty)
-        if has_open and ist[I_X_SNAP] == 0:
-            _queue_on_depth(E, side, price, prev, qty)
-    elif kind == CLEAR:
-        ist[I_XB_N] = 0
-        ist[I_XA_N] = 0
-        ist[I_XB_LO] = E.xbk.shape[0] // 2
-        ist[I_XA_LO] = E.xak.shape[0] // 2
-        ist[I_X_SNAP] = 1
-    else:
-        if ist[I_N_OPEN] > 0:
-            _queue_on_trade(E, t, side, price, qty)
-    if last:
-        if ist[I_X_SNAP] == 1:
-            ist[I_X_SNAP] = 0
-            # A snapshot replaced the book: cap each queue ahead by its level as the snapshot shows it.
-            for s in range(E.oi.shape[0]):
-                if E.oi[s, OI_VSTATUS] == S_OPEN:
-                    E.of[s, OF_QUEUE] = min(E.of[s, OF_QUEUE], _venue_level(E, E.oi[s, OI_SIDE], E.of[s, OF_PRICE]))
-                    E.of[s, OF_CUMTRADE] = 0.0
-        if kind != TRADE and ist[I_N_OPEN] > 0:
-            _cross_fills(E, t)
-
-
-@nb.njit(cache=True)
-def _local_row(E, kind, side, price, qty):
-    ist = E.ist
-    if kind == DEPTH:
-        if side > 0:
-            lo = _recentered(E.lbk, E.lbq, ist[I_LB_LO], ist[I_LB_N], 1)
-            ist[I_LB_LO], ist[I_LB_N] = _apply_level(E.lbk, E.lbq, lo, ist[I_LB_N], price, qty)
-        else:
-            lo = _recentered(E.lak, E.laq, ist[I_LA_LO], ist[I_LA_N], 1)
-            ist[I_LA_LO], ist[I_LA_N] = _apply_level(E.lak, E.laq, lo, ist[I_LA_N], -price, qty)
-    elif kind == CLEAR:
-        ist[I_LB_N] = 0
-        ist[I_LA_N] = 0
-        ist[I_LB_LO] = E.lbk.shape[0] // 2
-        ist[I_LA_LO] = E.lak.shape[0] // 2
-    else:
-        E.fst[F_EV_PRICE] = price
-        E.fst[F_EV_QTY] = qty
-        ist[I_EV_SIDE] = side
+    if ist[I_X_SNAP] == 1:
+        ist[I_X_SNAP] = 0
+        # A snapshot replaced the book: cap each queue ahead by its level as the snapshot shows it.
+        for s in range(E.oi.shape[0]):
+            if E.oi[s, OI_VSTATUS] == S_OPEN:
+                E.of[s, OF_QUEUE] = min(E.of[s, OF_QUEUE], _level_at(E, E.oi[s, OI_SIDE], E.oi[s, OI_TICK]))
+                E.of[s, OF_CUMTRADE] = 0.0
+    if kind != TRADE and ist[I_N_OPEN] > 0:
+        _cross_fills(E, t)
 
 
 @nb.njit(cache=True)
@@ -569,7 +591,16 @@ def _record_equity(E, ts):
 @nb.njit(cache=True)
 def _grow(ist, what, need):
     ist[I_STATUS] = ST_GROW
-    ist[I_NEED] = what * 1_000_000_000_000 + need  # which buffer (1 book, 2 fills/responses, 3 equity) and size
+    ist[I_NEED] = what * 1_000_000_000_000 + need  # which buffer (2 fills/responses, 3 equity) and size
+    return EV_END
+
+
+@nb.njit(cache=True)
+def _grow_ladder(ist, which, ti):
+    """A price ladder (0..3: venue bid, venue ask, local bid, local ask) must reach tick ``ti``."""
+    ist[I_STATUS] = ST_GROW
+    ist[I_NEED] = 1 * 1_000_000_000_000 + which
+    ist[I_NEED_TICK] = ti
     return EV_END
 
 
@@ -585,7 +616,12 @@ def next_event(E, rows):
     E: :class:`EngineState`; rows: the current chunk (REPLAY_DTYPE). Returns :data:`EV_END`
     when the chunk is exhausted (or a buffer must grow): the strategy kernel must return then.
     """
-    ist = E.ist
+    # Unpacked once: the per-row path touches only these locals (no per-row reference counting).
+    ist, fst = E.ist, E.fst
+    xb, xa, lb, la = E.xb, E.xa, E.lb, E.la
+    rq, rs_i = E.rq, E.rs_i
+    fl_cap, rs_cap = E.fl_i.shape[0], rs_i.shape[0]
+    scale = fst[F_SCALE]
     n = rows.shape[0]
     while True:
         c = ist[I_CURSOR]
@@ -594,54 +630,99 @@ def next_event(E, rows):
             return EV_END
         r = rows[c]
         k = r.kind
-        t = r.exch_ts if k & FLAG_EXCH else r.local_ts
+        is_exch = (k & FLAG_EXCH) != 0
+        t = r.exch_ts if is_exch else r.local_ts
         what = 0
-        if ist[I_RQ_HEAD] < ist[I_RQ_TAIL] and E.rq[ist[I_RQ_HEAD], Q_TS] < t:
-            t = E.rq[ist[I_RQ_HEAD], Q_TS]
+        if ist[I_RQ_HEAD] < ist[I_RQ_TAIL] and rq[ist[I_RQ_HEAD], Q_TS] < t:
+            t = rq[ist[I_RQ_HEAD], Q_TS]
             what = 1
-        if ist[I_RS_HEAD] < ist[I_RS_TAIL] and E.rs_i[ist[I_RS_HEAD], P_TS] < t:
-            t = E.rs_i[ist[I_RS_HEAD], P_TS]
+        if ist[I_RS_HEAD] < ist[I_RS_TAIL] and rs_i[ist[I_RS_HEAD], P_TS] < t:
+            t = rs_i[ist[I_RS_HEAD], P_TS]
             what = 2
         if ist[I_TIMER] < t:
             t = ist[I_TIMER]
             what = 3
         # Equity samples due before anything at time t happens.
-        interval = ist[I_EQ_INTERVAL]
-        if interval > 0:
-            if ist[I_NEXT_EQ] == _NEVER and what == 0 and not (k & FLAG_EXCH):
-                ist[I_NEXT_EQ] = -((-t) // interval) * interval  # the local clock starts with its first row
+        if ist[I_NEXT_EQ] <= t:
             while ist[I_NEXT_EQ] <= t:
                 if ist[I_N_EQ] >= E.eq_i.shape[0]:
                     return _grow(ist, 3, E.eq_i.shape[0] * 2)
                 _record_equity(E, ist[I_NEXT_EQ])
-                ist[I_NEXT_EQ] += interval
+                ist[I_NEXT_EQ] += ist[I_EQ_INTERVAL]
+        elif ist[I_NEXT_EQ] == _NEVER and ist[I_EQ_INTERVAL] > 0 and what == 0 and not is_exch:
+            interval = ist[I_EQ_INTERVAL]
+            ist[I_NEXT_EQ] = -((-t) // interval) * interval  # the local clock starts with its first row
+            continue
         # Room for whatever this step can write (one fill and response per level walked or order reached).
         need = ist[I_N_USED] + 8 + (ist[I_XB_N] + ist[I_XA_N] if what == 1 else 0)
-        if ist[I_N_FILLS] + need > E.fl_i.shape[0] or (ist[I_RS_TAIL] - ist[I_RS_HEAD]) + need > E.rs_i.shape[0]:
-            return _grow(ist, 2, max(E.fl_i.shape[0], E.rs_i.shape[0]) * 2 + need)
-        ist[I_NOW] = t
+        if ist[I_N_FILLS] + need > fl_cap or (ist[I_RS_TAIL] - ist[I_RS_HEAD]) + need > rs_cap:
+            return _grow(ist, 2, max(fl_cap, rs_cap) * 2 + need)
         if what == 0:
             kind = k & KIND_MASK
             if kind == DEPTH:
-                cap = E.xbk.shape[0]
-                if max(ist[I_XB_N], ist[I_XA_N], ist[I_LB_N], ist[I_LA_N]) + 8 > min(cap, E.lbk.shape[0]):
-                    return _grow(ist, 1, cap * 2)
-            ist[I_CURSOR] = c + 1
-            ist[I_N_ROWS] += 1
-            if k & FLAG_EXCH:
-                _venue_row(E, t, kind, r.side, r.price, r.qty, (k & FLAG_LAST) != 0)
+                x = r.price * scale
+                ti = np.int64(np.floor(x + 0.5))
+                if abs(x - ti) > 1e-6:
+                    ist[I_N_OFFGRID] += 1
+                side = r.side
+                if is_exch:
+                    if side > 0:
+                        lad, base_i, best_i, n_i, which = xb, I_XB_BASE, I_XB_BEST, I_XB_N, 0
+                    else:
+                        lad, base_i, best_i, n_i, which = xa, I_XA_BASE, I_XA_BEST, I_XA_N, 1
+                else:
+                    if side > 0:
+                        lad, base_i, best_i, n_i, which = lb, I_LB_BASE, I_LB_BEST, I_LB_N, 2
+                    else:
+                        lad, base_i, best_i, n_i, which = la, I_LA_BASE, I_LA_BEST, I_LA_N, 3
+                i = _locate(lad, ist, base_i, n_i, ti)
+                if i == -1:
+                    return _grow_ladder(ist, which, ti)
+                ist[I_NOW] = t
+                ist[I_CURSOR] = c + 1
+                ist[I_N_ROWS] += 1
+                if i >= 0:
+                    old = _set_level(lad, ist, best_i, n_i, side > 0, i, r.qty)
+                    if is_exch and ist[I_N_OPEN] > 0 and ist[I_X_SNAP] == 0:
+                        _queue_on_depth(E, side, ti, old, r.qty)
+                else:
+                    ist[I_N_IGNORED] += 1
+            else:
+                ist[I_NOW] = t
+                ist[I_CURSOR] = c + 1
+                ist[I_N_ROWS] += 1
+                if kind == CLEAR:
+                    if is_exch:
+                        _clear_side(xb, ist, I_XB_BEST, I_XB_N)
+                        _clear_side(xa, ist, I_XA_BEST, I_XA_N)
+                        ist[I_X_SNAP] = 1
+                    else:
+                        _clear_side(lb, ist, I_LB_BEST, I_LB_N)
+                        _clear_side(la, ist, I_LA_BEST, I_LA_N)
+                elif is_exch:
+                    if ist[I_N_OPEN] > 0:
+                        _queue_on_trade(E, t, r.side, _tick_of(fst, r.price), r.qty)
+                else:
+                    fst[F_EV_PRICE] = r.price
+                    fst[F_EV_QTY] = r.qty
+                    ist[I_EV_SIDE] = r.side
+            if is_exch:
+                if (k & FLAG_LAST) and (ist[I_N_OPEN] > 0 or ist[I_X_SNAP] == 1):
+                    _after_venue_message(E, t, kind)
                 continue
-            _local_row(E, kind, r.side, r.price, r.qty)
             if k & FLAG_LAST:
                 ist[I_EV_EXCH_TS] = r.exch_ts
                 ist[I_EV_LOCAL_TS] = r.local_ts
                 return EV_TRADE if kind == TRADE else EV_DEPTH
         elif what == 1:
+            ist[I_NOW] = t
             _arrive(E, t)
         elif what == 2:
+            ist[I_NOW] = t
             _deliver(E)
             return EV_RESPONSE
         else:
+            ist[I_NOW] = t
             ist[I_TIMER] = _NEVER
             return EV_TIMER
 
@@ -663,7 +744,8 @@ def _find_slot(E, order_id):
 def submit(E, side, price, qty, order_type, tif):
     """Send an order at the current local time; returns its id (>= 0) or a ``REJ_*`` code (< 0).
 
-    side: BUY (1) / SELL (-1); price: limit price (ignored for MARKET); qty > 0 (base units);
+    side: BUY (1) / SELL (-1); price: limit price, rounded to the nearest tick (ignored for
+    MARKET); qty > 0 (base units);
     order_type: MARKET / LIMIT; tif: GTC / IOC / POST_ONLY (LIMIT only; a MARKET order is IOC).
     In EXITS_ONLY mode an order must reduce the locally known position without reversing it.
     """
@@ -698,7 +780,12 @@ def submit(E, side, price, qty, order_type, tif):
     oi[slot, OI_LSTATUS] = S_PENDING
     oi[slot, OI_SUBMIT_TS] = ist[I_NOW]
     oi[slot, OI_CANCEL_SENT] = 0
-    of[slot, OF_PRICE] = price if order_type == LIMIT else np.nan
+    if order_type == LIMIT:
+        oi[slot, OI_TICK] = _tick_of(fst, price)
+        of[slot, OF_PRICE] = _price_of(fst, oi[slot, OI_TICK])  # on the price grid
+    else:
+        oi[slot, OI_TICK] = 0
+        of[slot, OF_PRICE] = np.nan
     of[slot, OF_QTY] = qty
     of[slot, OF_LEAVES] = qty
     of[slot, OF_LLEAVES] = qty
@@ -770,45 +857,55 @@ def now(E):
 @nb.njit(cache=True)
 def best_bid(E):
     """Best bid of the local book (what the feed has shown us); NaN when empty."""
-    n = E.ist[I_LB_N]
-    return E.lbk[E.ist[I_LB_LO] + n - 1] if n > 0 else np.nan
+    b = E.ist[I_LB_BEST]
+    return _price_of(E.fst, E.ist[I_LB_BASE] + b) if b != _NO_LEVEL else np.nan
 
 
 @nb.njit(cache=True)
 def best_ask(E):
-    n = E.ist[I_LA_N]
-    return -E.lak[E.ist[I_LA_LO] + n - 1] if n > 0 else np.nan
+    b = E.ist[I_LA_BEST]
+    return _price_of(E.fst, E.ist[I_LA_BASE] + b) if b != _NO_LEVEL else np.nan
 
 
 @nb.njit(cache=True)
 def best_bid_qty(E):
-    n = E.ist[I_LB_N]
-    return E.lbq[E.ist[I_LB_LO] + n - 1] if n > 0 else 0.0
+    b = E.ist[I_LB_BEST]
+    return E.lb[b] if b != _NO_LEVEL else 0.0
 
 
 @nb.njit(cache=True)
 def best_ask_qty(E):
-    n = E.ist[I_LA_N]
-    return E.laq[E.ist[I_LA_LO] + n - 1] if n > 0 else 0.0
+    b = E.ist[I_LA_BEST]
+    return E.la[b] if b != _NO_LEVEL else 0.0
 
 
 @nb.njit(cache=True)
 def bid_level(E, j):
     """(price, qty) of the j-th best bid of the local book (NaN, 0 beyond its depth)."""
-    n = E.ist[I_LB_N]
-    if j >= n:
+    if j >= E.ist[I_LB_N]:
         return np.nan, 0.0
-    i = E.ist[I_LB_LO] + n - 1 - j
-    return E.lbk[i], E.lbq[i]
+    i = E.ist[I_LB_BEST]
+    seen = 0
+    while True:
+        if E.lb[i] > 0.0:
+            if seen == j:
+                return _price_of(E.fst, E.ist[I_LB_BASE] + i), E.lb[i]
+            seen += 1
+        i -= 1
 
 
 @nb.njit(cache=True)
 def ask_level(E, j):
-    n = E.ist[I_LA_N]
-    if j >= n:
+    if j >= E.ist[I_LA_N]:
         return np.nan, 0.0
-    i = E.ist[I_LA_LO] + n - 1 - j
-    return -E.lak[i], E.laq[i]
+    i = E.ist[I_LA_BEST]
+    seen = 0
+    while True:
+        if E.la[i] > 0.0:
+            if seen == j:
+                return _price_of(E.fst, E.ist[I_LA_BASE] + i), E.la[i]
+            seen += 1
+        i += 1
 
 
 @nb.njit(cache=True)
@@ -893,18 +990,19 @@ def reset_account(E):
         side = -1 if pos > 0.0 else 1
         remaining = abs(pos)
         if side > 0:
-            keys, qtys, lo_i, n_i, sign = E.xak, E.xaq, I_XA_LO, I_XA_N, -1.0
+            lad, base_i, best_i, n_i, is_bid = E.xa, I_XA_BASE, I_XA_BEST, I_XA_N, False
         else:
-            keys, qtys, lo_i, n_i, sign = E.xbk, E.xbq, I_XB_LO, I_XB_N, 1.0
+            lad, base_i, best_i, n_i, is_bid = E.xb, I_XB_BASE, I_XB_BEST, I_XB_N, True
         px = fst[F_LAST_MID]
-        while remaining > _EPS and ist[n_i] > 0:
-            top = ist[lo_i] + ist[n_i] - 1
-            px = sign * keys[top]
-            q = min(qtys[top], remaining)
-            if qtys[top] - q <= _EPS * max(1.0, qtys[top]):
-                ist[n_i] -= 1
+        while remaining > _EPS and ist[best_i] != _NO_LEVEL:
+            b = ist[best_i]
+            px = _price_of(fst, ist[base_i] + b)
+            avail = lad[b]
+            q = min(avail, remaining)
+            if avail - q <= _EPS * max(1.0, avail):
+                _set_level(lad, ist, best_i, n_i, is_bid, b, 0.0)
             else:
-                qtys[top] -= q
+                lad[b] = avail - q
             _record_fill(E, t, -1, side, px, q, False, t)
             remaining -= q
         if remaining > _EPS:  # the book ran out: close the rest at the last price seen
@@ -1000,7 +1098,7 @@ class Fees:
 _MODES = {"entries_allowed": ENTRIES_ALLOWED, "exits_only": EXITS_ONLY}
 
 
-def _new_state(max_orders: int, book_capacity: int, latency: Latency, queue: QueueModel, fees: Fees,
+def _new_state(max_orders: int, ladder: int, latency: Latency, queue: QueueModel, fees: Fees,
                equity_interval_ns: int, seed: int) -> EngineState:
     ist = np.zeros(N_I, np.int64)
     fst = np.zeros(N_F, np.float64)
@@ -1008,9 +1106,8 @@ def _new_state(max_orders: int, book_capacity: int, latency: Latency, queue: Que
     ist[I_TIMER] = _NEVER
     ist[I_EQ_INTERVAL] = equity_interval_ns
     ist[I_RNG] = (int(seed) * 0x9E3779B97F4A7C15 + 0x5EED) % 2**63  # splitmix64 state
-    half = book_capacity // 2
-    for lo in (I_XB_LO, I_XA_LO, I_LB_LO, I_LA_LO):
-        ist[lo] = half
+    for best in (I_XB_BEST, I_XA_BEST, I_LB_BEST, I_LA_BEST):
+        ist[best] = _NO_LEVEL
     ist[I_QUEUE_MODEL] = QUEUE_PROBABILISTIC if queue.kind == "probabilistic" else QUEUE_CONSERVATIVE
     fst[F_QPOWER] = queue.power
     fst[F_MAKER_BPS] = fees.maker_bps
@@ -1030,8 +1127,7 @@ def _new_state(max_orders: int, book_capacity: int, latency: Latency, queue: Que
     fills = 1024
     return EngineState(
         ist, fst,
-        np.zeros(book_capacity), np.zeros(book_capacity), np.zeros(book_capacity), np.zeros(book_capacity),
-        np.zeros(book_capacity), np.zeros(book_capacity), np.zeros(book_capacity), np.zeros(book_capacity),
+        np.zeros(ladder), np.zeros(ladder), np.zeros(ladder), np.zeros(ladder),
         oi, np.zeros((max_orders, N_OF)), np.zeros((2 * max_orders + 8, N_Q), np.int64),
         np.zeros((fills, N_P), np.int64), np.zeros((fills, N_PF)),
         np.zeros((fills, N_FI), np.int64), np.zeros((fills, N_FF)),
@@ -1039,14 +1135,31 @@ def _new_state(max_orders: int, book_capacity: int, latency: Latency, queue: Que
     )
 
 
-def _grown_book(keys: np.ndarray, qtys: np.ndarray, ist: np.ndarray, lo_i: int, n_i: int, cap: int):
-    new_k, new_q = np.zeros(cap), np.zeros(cap)
-    lo, n = int(ist[lo_i]), int(ist[n_i])
-    new_lo = (cap - n) // 2
-    new_k[new_lo:new_lo + n] = keys[lo:lo + n]
-    new_q[new_lo:new_lo + n] = qtys[lo:lo + n]
-    ist[lo_i] = new_lo
-    return new_k, new_q
+_LADDERS = (("xb", I_XB_BASE, I_XB_BEST), ("xa", I_XA_BASE, I_XA_BEST), ("lb", I_LB_BASE, I_LB_BEST),
+            ("la", I_LA_BASE, I_LA_BEST))
+
+
+def _grown_ladder(E: EngineState, which: int, ti: int) -> dict[str, np.ndarray]:
+    """A larger ladder ``which`` holding its levels and reaching tick ``ti`` (up to MAX_LADDER ticks)."""
+    name, base_i, best_i = _LADDERS[which]
+    lad = getattr(E, name)
+    base = int(E.ist[base_i])
+    held = np.flatnonzero(lad > 0)
+    lo, hi = base + int(held[0]), base + int(held[-1])
+    want_lo, want_hi = min(lo, ti), max(hi, ti)
+    span = want_hi - want_lo + 1
+    size = len(lad) * 2
+    while size < 2 * span and size < MAX_LADDER:
+        size *= 2
+    size = min(size, MAX_LADDER)
+    if span > size:  # ti is too far: keep the book, the level will be ignored
+        want_lo, want_hi = lo, hi
+    new_base = (want_lo + want_hi) // 2 - size // 2
+    out = np.zeros(size)
+    out[held + base - new_base] = lad[held]
+    E.ist[base_i] = new_base
+    E.ist[best_i] = int(E.ist[best_i]) + base - new_base
+    return {name: out}
 
 
 def _grown_rows(a: np.ndarray, rows: int) -> np.ndarray:
@@ -1059,12 +1172,7 @@ def _grow_state(E: EngineState) -> EngineState:
     what, need = divmod(int(E.ist[I_NEED]), 1_000_000_000_000)
     E.ist[I_STATUS] = ST_DONE
     if what == 1:
-        cap = max(need, 2 * len(E.xbk))
-        parts = {}
-        for name_k, name_q, lo_i, n_i in (("xbk", "xbq", I_XB_LO, I_XB_N), ("xak", "xaq", I_XA_LO, I_XA_N),
-                                           ("lbk", "lbq", I_LB_LO, I_LB_N), ("lak", "laq", I_LA_LO, I_LA_N)):
-            parts[name_k], parts[name_q] = _grown_book(getattr(E, name_k), getattr(E, name_q), E.ist, lo_i, n_i, cap)
-        return E._replace(**parts)
+        return E._replace(**_grown_ladder(E, need, int(E.ist[I_NEED_TICK])))
     if what == 2:
         # Responses: compact to the front first (the kernel's indices are absolute).
         h, tail = int(E.ist[I_RS_HEAD]), int(E.ist[I_RS_TAIL])
@@ -1077,6 +1185,42 @@ def _grow_state(E: EngineState) -> EngineState:
     raise RuntimeError(f"engine asked to grow an unknown buffer ({what})")
 
 
+def _tick_fraction(tick: float) -> tuple[int, int]:
+    """``tick`` as num/den with den a power of ten (0.1 -> 1/10, 0.5 -> 5/10, 0.0001 -> 1/10000)."""
+    from decimal import Decimal
+
+    if not (isinstance(tick, (int, float, np.floating, np.integer)) and np.isfinite(tick) and tick > 0):
+        raise ValueError(f"tick_size={tick!r} must be a positive number")
+    d = Decimal(repr(float(tick))).normalize()
+    exp = -d.as_tuple().exponent
+    den = 10 ** max(exp, 0)
+    num = int(d * den)
+    g = math.gcd(num, den)
+    return num // g, den // g
+
+
+def infer_tick(prices: np.ndarray) -> tuple[int, int]:
+    """The price grid of ``prices`` as (num, den), tick = num / den: the fewest decimals (up to 10)
+    that write every price, then the greatest common divisor of the price steps."""
+    p = np.unique(np.asarray(prices, np.float64))
+    p = p[np.isfinite(p) & (p > 0)]
+    if not len(p):
+        return 1, 100  # no prices yet: a cent, refined by nothing (pass tick_size to be sure)
+    for decimals in range(11):
+        scaled = p * 10.0 ** decimals
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled)) + 1e-9):
+            break
+    else:
+        raise ValueError("prices: not on a decimal grid of up to 10 decimals; pass tick_size")
+    ints = np.round(p * 10.0 ** decimals).astype(np.int64)
+    steps = np.diff(ints)
+    num = int(np.gcd.reduce(steps)) if len(steps) else 1
+    num = math.gcd(num, int(np.gcd.reduce(ints)))
+    den = 10 ** decimals
+    g = math.gcd(num, den)
+    return num // g, den // g
+
+
 class Backtester:
     """One strategy on one symbol's replay, fed chunk by chunk (or live batches, for paper trading).
 
@@ -1085,7 +1229,9 @@ class Backtester:
     by name (e.g. predictions for ``deeplob_threshold``); latency, queue, fees: the models
     (defaults: zero latency, conservative queue, no fees); equity_interval_ns: local-clock
     spacing of equity samples (0: only the final one); seed: the latency generator's seed;
-    max_orders: working orders at once (more are rejected with REJ_CAPACITY).
+    max_orders: working orders at once (more are rejected with REJ_CAPACITY); tick_size: the
+    price grid (None: inferred from the first chunk's prices, :func:`infer_tick`); ladder_ticks:
+    the books' first size in ticks (they grow as prices move, up to MAX_LADDER).
 
     ``process(rows)`` replays one REPLAY_DTYPE chunk; call it again with the next chunk.
     ``set_mode``/``reset`` apply at the current replay time; ``result()`` gives the fills and
@@ -1095,7 +1241,7 @@ class Backtester:
     def __init__(self, strategy, params: dict[str, Any] | None = None, *, inputs: dict[str, np.ndarray] | None = None,
                  latency: Latency | None = None, queue: QueueModel | None = None, fees: Fees | None = None,
                  equity_interval_ns: int = 1_000_000_000, seed: int = 0, max_orders: int = 256,
-                 book_capacity: int = 4096) -> None:
+                 tick_size: float | None = None, ladder_ticks: int = 1 << 16) -> None:
         from genesis.strategy import get_strategy
 
         self.strategy = get_strategy(strategy)
@@ -1114,8 +1260,13 @@ class Backtester:
             raise ValueError(f"max_orders={max_orders} must be >= 1")
         self.equity_interval_ns = int(equity_interval_ns)
         self.seed = int(seed)
-        self.E = _new_state(int(max_orders), int(book_capacity), self.latency, self.queue, self.fees,
+        if not 16 <= int(ladder_ticks) <= MAX_LADDER:
+            raise ValueError(f"ladder_ticks={ladder_ticks} must be in [16, {MAX_LADDER}]")
+        self.E = _new_state(int(max_orders), int(ladder_ticks), self.latency, self.queue, self.fees,
                             self.equity_interval_ns, self.seed)
+        self.tick_size: float | None = None
+        if tick_size is not None:
+            self._set_tick(*_tick_fraction(tick_size))
         self.state = self.strategy.initial_state(self.params)
         self.set_inputs(**(inputs or {}))
         self.seconds = 0.0
@@ -1139,6 +1290,8 @@ class Backtester:
             raise ValueError(f"rows: chunk starts at {first}, before the previous chunk's last row "
                              f"({self._last_row_time}); chunks must continue one another")
         self._last_row_time = int(row_time(rows[-1:])[0])
+        if self.tick_size is None:
+            self._set_tick(*infer_tick(rows["price"]))
         began = time.perf_counter()
         E = self.E
         E.ist[I_CURSOR] = 0
@@ -1151,6 +1304,11 @@ class Backtester:
         self.E = E
         self.events += len(rows)
         self.seconds += time.perf_counter() - began
+
+    def _set_tick(self, num: int, den: int) -> None:
+        self.tick_size = num / den
+        self.E.fst[F_TICK_NUM], self.E.fst[F_TICK_DEN] = num, den
+        self.E.fst[F_SCALE] = den / num
 
     def set_mode(self, mode: int | str, *, cancel_entries: bool = False, user: str = "") -> None:
         """ENTRIES_ALLOWED / EXITS_ONLY (or their names). With ``cancel_entries``, EXITS_ONLY also
@@ -1225,12 +1383,13 @@ class Backtester:
         return {
             "strategy": self.strategy.name, "params": dict(self.param_dict), "latency": self.latency.describe(),
             "queue": asdict(self.queue), "fees": asdict(self.fees), "equity_interval_ns": self.equity_interval_ns,
-            "seed": self.seed, "max_orders": int(self.E.oi.shape[0]),
+            "seed": self.seed, "max_orders": int(self.E.oi.shape[0]), "tick_size": self.tick_size,
         }
 
     def result(self, **config: Any) -> BacktestResult:
         """Fills and equity so far, with the run's configuration (``config`` adds e.g. symbol, range)."""
         meta = {"events": self.events, "rows_replayed": int(self.E.ist[I_N_ROWS]), "seconds": self.seconds,
+                "levels_ignored": int(self.E.ist[I_N_IGNORED]), "rows_off_tick": int(self.E.ist[I_N_OFFGRID]),
                 "rejected_orders": int(self.E.ist[I_N_REJECTS]), "orders_sent": int(self.E.ist[I_NEXT_ID]),
                 "actions": list(self.actions)}
         return BacktestResult(self.fills(), self.equity(), {**self.config(), **config}, meta)
@@ -1269,6 +1428,7 @@ __all__ = [
     "S_FREE", "S_PENDING", "S_OPEN", "S_FILLED", "S_CANCELLED", "S_REJECTED", "S_EXPIRED",
     "R_ACK", "R_FILL", "R_FILLED", "R_CANCELLED", "R_EXPIRED", "R_REJECTED", "R_CANCEL_REJECTED",
     "REJ_INVALID", "REJ_MODE", "REJ_CAPACITY", "EngineState", "Latency", "QueueModel", "Fees", "Backtester",
+    "infer_tick", "MAX_LADDER",
     "run_backtest", "next_event", "submit", "cancel", "cancel_all", "set_timer", "now", "best_bid", "best_ask",
     "best_bid_qty", "best_ask_qty", "bid_level", "ask_level", "mid", "position", "entry_price", "mode", "last_trade",
     "last_response", "order_status", "order_working", "order_leaves", "cancel_pending", "reset_account",
