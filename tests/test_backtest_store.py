@@ -4,6 +4,7 @@ delete, and clear errors for unknown runs and bad ids."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -87,3 +88,82 @@ def test_bad_input_is_named(store_url):
             load_run(store, "x'; DROP TABLE backtest_runs; --")
         with pytest.raises(TypeError, match="BacktestResult"):
             save_run(store, {"fills": []})
+
+
+# -- running over the store, and the command line ---------------------------------------------------
+
+SAMPLE = "usdm_btcusdt_20240808.jsonl.gz"
+SYMBOL = "binance-usdm:BTCUSDT"
+
+
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory):
+    """The bundled capture ingested once into an embedded store shared by this module's tests."""
+    from genesis.pipelines.ingest import ingest_binance_capture
+    from tests.conftest import capture_path
+
+    url = f"chdb://{tmp_path_factory.mktemp('backtest') / 'store'}"
+    ingest_binance_capture(capture_path(SAMPLE), store_url=url, progress=False)
+    return url
+
+
+def cli(*argv: str) -> int:
+    """``genesis backtest ...`` through this package's own parser (as genesis.cli registers it)."""
+    import argparse
+
+    from genesis.backtest.cli import register
+
+    parser = argparse.ArgumentParser(prog="genesis")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return args.handler(args)
+
+
+def test_run_stored_equals_the_replay_of_the_capture(sample_store):
+    from genesis.backtest.engine import Fees, Latency, run_backtest
+    from genesis.backtest.events import store_chunks
+    from genesis.backtest.store import run_stored
+
+    start, end = "2024-08-08 23:56:00", "2024-08-08 23:57:00"
+    params = {"window": 20, "entry": 3.0, "exit": 0.5, "qty": 0.001}
+    result = run_stored("ofi_signal", params, SYMBOL, start, end, latency_ms=5, fees_bps=(-0.5, 4.5),
+                        chunk="10s", store_url=sample_store, progress=False)
+    rows = np.concatenate(list(store_chunks(SYMBOL, start, end, chunk="1h", store_url=sample_store)))
+    whole = run_backtest("ofi_signal", params, rows, latency=Latency.constant(5e6), fees=Fees(-0.5, 4.5))
+    assert len(result.fills) > 0
+    np.testing.assert_array_equal(result.fills, whole.fills)
+    assert result.config["symbol"] == SYMBOL and result.config["fees_bps"] == [-0.5, 4.5]
+    assert result.config["start"] == "2024-08-08T23:56:00+00:00"
+
+
+def test_cli_run_list_show_report(sample_store, tmp_path, capsys):
+    report = tmp_path / "run.html"
+    assert cli("backtest", "run", "--strategy", "ofi_signal", "--param", "window=20", "--param", "entry=3",
+               "--param", "exit=0.5", "--symbol", SYMBOL, "--start", "2024-08-08 23:56:00",
+               "--end", "2024-08-08 23:56:30", "--latency-ms", "5", "--fees-bps=-0.5,4.5",
+               "--queue", "probabilistic", "--report", str(report), "--csv", str(tmp_path / "csv"),
+               "--no-progress", "--store", sample_store) == 0
+    out = capsys.readouterr().out
+    run_id = re.search(r"run (\S+) stored", out).group(1)
+    assert "pnl_net" in out and "sharpe" in out and report.exists() and (tmp_path / "csv" / "trades.csv").exists()
+    assert cli("backtest", "list", "--store", sample_store) == 0
+    assert run_id in capsys.readouterr().out
+    assert cli("backtest", "show", run_id, "--store", sample_store) == 0
+    shown = capsys.readouterr().out
+    assert '"queue_model": "probabilistic"' in shown and "per UTC day" in shown
+    again = tmp_path / "again.html"
+    assert cli("backtest", "report", run_id, "--out", str(again), "--store", sample_store) == 0
+    assert again.stat().st_size > 500_000
+    assert cli("backtest", "strategies") == 0
+    assert "ofi_signal" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--param", "window"), "NAME=VALUE"),
+    (("--param", "window=x"), "not a number"),
+    (("--fees-bps", "4.5"), "MAKER,TAKER"),
+    (("--latency-ms", "a"), "numbers"),
+])
+def test_cli_names_bad_arguments(argv, message):
+    with pytest.raises(ValueError, match=message):
+        cli("backtest", "run", "--strategy", "ofi_signal", "--symbol", SYMBOL, *argv)

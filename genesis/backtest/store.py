@@ -216,3 +216,100 @@ def _dumps(value: Any) -> str:
 def _check_run_id(run_id: Any) -> None:
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise ValueError(f"run id {run_id!r}: expected 1-128 characters of letters, digits, '_', '.', ':' or '-'")
+
+
+# -- running over the store ----------------------------------------------------------------------
+
+def stored_range(store, symbol: str) -> tuple[str, int, int]:
+    """(stored symbol name, first, last exch_ts in ns) of ``symbol``'s depth deltas."""
+    from genesis.features.store import stored_symbol
+
+    stored = stored_symbol(store, symbol)
+    first, last, n = store.query_rows(
+        "SELECT toUnixTimestamp64Nano(min(exch_ts)), toUnixTimestamp64Nano(max(exch_ts)), count()"
+        " FROM depth_deltas WHERE symbol = {symbol:String}", {"symbol": stored})[0]
+    if not n:
+        raise ValueError(f"{stored} has no depth deltas in {store.url}: ingest it first (genesis ingest ...)")
+    return stored, int(first), int(last)
+
+
+def load_predictions(store, symbol: str, start: int, end: int, model_id: str | None = None
+                     ) -> tuple[str, dict[str, np.ndarray]]:
+    """(model id, predictions) of ``symbol`` in ``[start, end)`` from the predictions table, as the
+    ``deeplob_threshold`` strategy takes them (``ts`` int64 ns, ``p_down``, ``p_stationary``,
+    ``p_up``). ``model_id`` None: the model with the most rows for the symbol."""
+    if model_id is None:
+        rows = store.query_rows("SELECT model_id, count() AS n FROM predictions WHERE symbol = {symbol:String}"
+                                " GROUP BY model_id ORDER BY n DESC, model_id LIMIT 1", {"symbol": symbol})
+        if not rows:
+            raise ValueError(f"no predictions for {symbol} in {store.url}: run `genesis predict deeplob ...` first")
+        model_id = rows[0][0]
+    table = store.query_arrow(
+        "SELECT toUnixTimestamp64Nano(ts) AS ts, p_down, p_stationary, p_up FROM predictions"
+        " WHERE symbol = {symbol:String} AND model_id = {model:String}"
+        " AND ts >= fromUnixTimestamp64Nano({lo:Int64}) AND ts < fromUnixTimestamp64Nano({hi:Int64}) ORDER BY ts",
+        {"symbol": symbol, "model": model_id, "lo": int(start), "hi": int(end)})
+    if not table.num_rows:
+        raise ValueError(f"no predictions of model {model_id} for {symbol} in the range")
+    return model_id, {name: table.column(name).to_numpy() for name in ("ts", "p_down", "p_stationary", "p_up")}
+
+
+def run_stored(strategy: str, params: dict[str, Any] | None, symbol: str, start: Any = None, end: Any = None, *,
+               latency_ms: float | tuple[float, float] = 0.0, fees_bps: tuple[float, float] = (0.0, 0.0),
+               queue: str = "conservative", queue_power: float = 2.0, equity_interval: str = "1s", seed: int = 0,
+               chunk: str = "1h", model_id: str | None = None, store_url: str | None = None,
+               progress: bool | None = None) -> BacktestResult:
+    """Backtest ``strategy`` over ``symbol``'s stored events in ``[start, end)`` (default: all of
+    them), read in ``chunk``-long pieces (bounded memory), and return the result (not saved:
+    see :func:`save_run`).
+
+    ``latency_ms``: constant order latency, one value (entry = response) or (entry, response);
+    ``fees_bps``: (maker, taker), negative is a rebate; ``queue``: 'conservative' or
+    'probabilistic' (``queue_power``); ``equity_interval``: e.g. '1s', '100ms'. The
+    ``deeplob_threshold`` strategy reads its predictions from the predictions table
+    (``model_id``, default the symbol's most predicted model). ``progress``: a tqdm bar over the
+    replayed time (None: when stderr is a terminal).
+    """
+    from genesis.backtest.engine import Backtester, Fees, Latency, QueueModel
+    from genesis.backtest.events import row_time, store_chunks
+    from genesis.book.sampling import parse_duration
+    from genesis.store import connect
+    from genesis.store.queries import to_ns
+
+    entry_ms, response_ms = (latency_ms, latency_ms) if np.isscalar(latency_ms) else tuple(latency_ms)
+    maker_bps, taker_bps = fees_bps
+    if queue not in ("conservative", "probabilistic"):
+        raise ValueError(f"queue {queue!r}: expected 'conservative' or 'probabilistic'")
+    with connect(store_url) as store:
+        stored, first, last = stored_range(store, symbol)
+        lo = first if start is None else to_ns(start)
+        hi = last + 1 if end is None else to_ns(end)
+        if hi <= lo:
+            raise ValueError(f"range: end {end!r} is not after start {start!r}")
+        inputs = {}
+        if strategy == "deeplob_threshold":
+            model_id, inputs = load_predictions(store, stored, lo, hi, model_id)
+    engine = Backtester(strategy, params, inputs=inputs,
+                        latency=Latency.constant(float(entry_ms) * 1e6, float(response_ms) * 1e6),
+                        queue=QueueModel(queue, queue_power) if queue == "probabilistic" else QueueModel.conservative(),
+                        fees=Fees(float(maker_bps), float(taker_bps)),
+                        equity_interval_ns=parse_duration(equity_interval), seed=seed)
+    from tqdm.auto import tqdm
+
+    span_s = (hi - lo) / 1e9
+    disable = None if progress is None else not progress  # None: tqdm shows it on a terminal only
+    with tqdm(total=round(span_s, 3), unit="s", desc=f"{strategy} {stored}", disable=disable, leave=False) as bar:
+        done = 0.0
+        for rows in store_chunks(stored, lo, hi, chunk=chunk, store_url=store_url):
+            engine.process(rows)
+            reached = min(span_s, (int(row_time(rows[-1:])[0]) - lo) / 1e9)
+            if reached > done:
+                bar.update(round(reached - done, 3))
+                done = reached
+    config = {"symbol": stored, "start": pd.Timestamp(lo, tz="UTC").isoformat(),
+              "end": pd.Timestamp(hi, tz="UTC").isoformat(), "start_ts": lo, "end_ts": hi,
+              "latency_ms": [float(entry_ms), float(response_ms)], "fees_bps": [float(maker_bps), float(taker_bps)],
+              "queue_model": queue, "chunk": chunk, "kind": "backtest"}
+    if model_id is not None and strategy == "deeplob_threshold":
+        config["model_id"] = model_id
+    return engine.result(**config)
