@@ -77,7 +77,8 @@ def test_csv_exports_read_back(tmp_path):
     assert set(paths) == {"fills", "trades", "equity", "daily", "metrics"}
     fills = pd.read_csv(paths["fills"], parse_dates=["exch_ts", "local_ts"])
     assert len(fills) == len(result.fills)
-    assert (fills["local_ts"].dt.as_unit("ns").astype("int64").to_numpy() == result.fills["local_ts"]).all()  # ns kept exactly
+    # ns kept exactly
+    assert (fills["local_ts"].dt.as_unit("ns").astype("int64").to_numpy() == result.fills["local_ts"]).all()
     np.testing.assert_allclose(fills["position"], result.fills["position"])
     trades = pd.read_csv(paths["trades"])
     assert trades["closed"].tolist() == [True, True, False]

@@ -147,18 +147,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     run = actions.add_parser("run", help="backtest a strategy over a symbol's stored events; store the run")
     run.add_argument("--strategy", required=True, help="a registered strategy (genesis backtest strategies)")
-    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter (repeatable)")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="strategy parameter (repeatable)")
     run.add_argument("--symbol", required=True)
-    run.add_argument("--start", "--from", dest="start", default=None, help="start (UTC), default: the symbol's first event")
+    run.add_argument("--start", "--from", dest="start", default=None,
+                     help="start (UTC), default: the symbol's first event")
     run.add_argument("--end", "--to", dest="end", default=None, help="end (UTC, exclusive), default: past the last")
     run.add_argument("--latency-ms", default="0", metavar="ENTRY[,RESPONSE]", help="constant order latency (ms)")
-    run.add_argument("--fees-bps", default="0,0", metavar="MAKER,TAKER", help="fees in bps, negative = rebate; write a leading minus as --fees-bps=-0.5,4.5")
+    run.add_argument("--fees-bps", default="0,0", metavar="MAKER,TAKER",
+                     help="fees in bps, negative = rebate; write a leading minus as --fees-bps=-0.5,4.5")
     run.add_argument("--queue", default="conservative", choices=("conservative", "probabilistic"),
                      help="queue-position model of resting orders")
     run.add_argument("--equity-interval", default="1s", help="equity sampling interval (e.g. 100ms, 1s, 1min)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--chunk", default="1h", help="events read per store query (bounded memory)")
-    run.add_argument("--model", default=None, help="deeplob_threshold: model id of the predictions (default: most rows)")
+    run.add_argument("--model", default=None,
+                     help="deeplob_threshold: model id of the predictions (default: the one with most rows)")
     run.add_argument("--report", default=None, metavar="PATH", help="write the HTML report there")
     run.add_argument("--csv", default=None, metavar="DIR", help="write fills, trades, equity CSVs there")
     run.add_argument("--no-store", action="store_true", help="do not store the run")

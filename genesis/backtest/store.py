@@ -104,7 +104,8 @@ def load_run(store, run_id: str) -> BacktestResult:
         where), EQUITY_DTYPE)
     if len(fills) != row["n_fills"] or len(equity) != row["n_equity"]:
         raise ValueError(f"run {run_id}: {len(fills)} fills and {len(equity)} equity rows stored, the run row says "
-                         f"{row['n_fills']} and {row['n_equity']} (an interrupted save? save it again with replace=True)")
+                         f"{row['n_fills']} and {row['n_equity']} "
+                         "(an interrupted save? save it again with replace=True)")
     meta = from_json_safe(json.loads(row["meta"]))
     meta.update(run_id=run_id, kind=row["kind"], created=str(row["created"]),
                 metrics=from_json_safe(json.loads(row["metrics"])))
