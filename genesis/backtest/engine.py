@@ -51,7 +51,8 @@ buffer fills up mid-chunk the kernel returns, Python grows the buffer and calls 
 Strategies are cached njit functions that loop ``while next_event(E, rows) != EV_END`` and act
 through this module's njit API (:func:`submit`, :func:`cancel`, :func:`best_bid`, ...); see
 :mod:`genesis.strategy`. Numba caches a function by its own file only: after editing this
-module, remove the ``__pycache__`` of the strategy modules (or touch them).
+module, delete ``genesis/strategy/__pycache__`` (a cached strategy kernel holds the engine code it
+was compiled with).
 """
 
 from __future__ import annotations
@@ -59,13 +60,13 @@ from __future__ import annotations
 import collections
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numba as nb
 import numpy as np
 
-from genesis.backtest.events import CLEAR, DEPTH, FLAG_EXCH, FLAG_LAST, KIND_MASK, TRADE, check_replay, row_time
+from genesis.backtest.events import CLEAR, DEPTH, FLAG_EXCH, FLAG_LAST, KIND_MASK, REPLAY_DTYPE, TRADE, row_time
 from genesis.backtest.result import EQUITY_DTYPE, FILL_DTYPE, BacktestResult
 
 # -- public constants ----------------------------------------------------------------------
@@ -119,11 +120,11 @@ LAT_LOGNORMAL = 2
 
 (I_CURSOR, I_NOW, I_STATUS, I_NEED, I_MODE, I_NEXT_ID, I_EQ_INTERVAL, I_NEXT_EQ, I_TIMER, I_RNG,
  I_RQ_HEAD, I_RQ_TAIL, I_RS_HEAD, I_RS_TAIL, I_LAST_ARRIVAL, I_LAST_DELIVER, I_N_FILLS, I_N_EQ, I_N_USED,
- I_N_OPEN, I_X_SNAP, I_EV_SIDE, I_RESP_KIND, I_RESP_ID, I_QUEUE_MODEL, I_LAT_KIND_E, I_LAT_KIND_R, I_N_ROWS,
+ I_N_OPEN, I_X_SNAP, I_EV_SIDE, I_RESP_KIND, I_RESP_ID, I_QUEUE_MODEL, I_LAT_KIND_E, I_LAT_KIND_R, I_UNUSED,
  I_N_REJECTS, I_EV_EXCH_TS, I_EV_LOCAL_TS, I_RESP_SIDE, I_N_IGNORED, I_N_OFFGRID,
  # The four price ladders (venue bid/ask, local bid/ask): tick index of element 0, best element, levels held.
  I_XB_BASE, I_XB_BEST, I_XB_N, I_XA_BASE, I_XA_BEST, I_XA_N,
- I_LB_BASE, I_LB_BEST, I_LB_N, I_LA_BASE, I_LA_BEST, I_LA_N, I_NEED_TICK, N_I) = range(48)
+ I_LB_BASE, I_LB_BEST, I_LB_N, I_LA_BASE, I_LA_BEST, I_LA_N, I_NEED_TICK, I_LAST_ROW_T, N_I) = range(49)
 (F_POS, F_AVG, F_REAL, F_FEES, F_TURN, F_LPOS, F_LAST_MID, F_MAKER_BPS, F_TAKER_BPS, F_QPOWER, F_LAT_E_A,
  F_LAT_E_B, F_LAT_R_A, F_LAT_R_B, F_EV_PRICE, F_EV_QTY, F_RESP_QTY, F_RESP_PRICE, F_LREAL, F_LAVG,
  F_SCALE, F_TICK_NUM, F_TICK_DEN, N_F) = range(24)
@@ -144,14 +145,12 @@ EF_MID, EF_POS, EF_REAL, EF_UNREAL, EF_FEES, EF_EQUITY, EF_TURN, N_EF = range(8)
 # Run status.
 ST_DONE = 0
 ST_GROW = 1
+ST_DISORDER = 2
 
 _EPS = 1e-12
 _PX_TOL = 1e-9  # relative tolerance when matching an order's price to a level's
 
-EngineState = collections.namedtuple(
-    "EngineState",
-    "ist fst xb xa lb la oi of rq rs_i rs_f fl_i fl_f eq_i eq_f lat_e lat_r",
-)
+EngineState = collections.namedtuple("EngineState", "ist fst xb xa lb la oi of rq rs_i rs_f fl_i fl_f eq_i eq_f lat_e lat_r")
 EngineState.__doc__ = """All engine state, as arrays (what makes the engine re-entrant).
 
 ist/fst: int64/float64 scalars (``I_*``/``F_*``); xb/xa: the venue's bid and ask price ladders,
@@ -623,8 +622,10 @@ def next_event(E, rows):
     fl_cap, rs_cap = E.fl_i.shape[0], rs_i.shape[0]
     scale = fst[F_SCALE]
     n = rows.shape[0]
+    c = ist[I_CURSOR] - 1
     while True:
-        c = ist[I_CURSOR]
+        c += 1
+        ist[I_CURSOR] = c  # the row about to be handled (each return leaves the cursor on the next row)
         if c >= n:
             ist[I_STATUS] = ST_DONE
             return EV_END
@@ -632,6 +633,10 @@ def next_event(E, rows):
         k = r.kind
         is_exch = (k & FLAG_EXCH) != 0
         t = r.exch_ts if is_exch else r.local_ts
+        if t < ist[I_LAST_ROW_T]:
+            ist[I_STATUS] = ST_DISORDER  # rows out of time order: Python raises, naming the row
+            return EV_END
+        ist[I_LAST_ROW_T] = t
         what = 0
         if ist[I_RQ_HEAD] < ist[I_RQ_TAIL] and rq[ist[I_RQ_HEAD], Q_TS] < t:
             t = rq[ist[I_RQ_HEAD], Q_TS]
@@ -642,6 +647,8 @@ def next_event(E, rows):
         if ist[I_TIMER] < t:
             t = ist[I_TIMER]
             what = 3
+        if what != 0:
+            c -= 1  # the row waits for this item
         # Equity samples due before anything at time t happens.
         if ist[I_NEXT_EQ] <= t:
             while ist[I_NEXT_EQ] <= t:
@@ -652,11 +659,14 @@ def next_event(E, rows):
         elif ist[I_NEXT_EQ] == _NEVER and ist[I_EQ_INTERVAL] > 0 and what == 0 and not is_exch:
             interval = ist[I_EQ_INTERVAL]
             ist[I_NEXT_EQ] = -((-t) // interval) * interval  # the local clock starts with its first row
+            c -= 1
             continue
-        # Room for whatever this step can write (one fill and response per level walked or order reached).
-        need = ist[I_N_USED] + 8 + (ist[I_XB_N] + ist[I_XA_N] if what == 1 else 0)
-        if ist[I_N_FILLS] + need > fl_cap or (ist[I_RS_TAIL] - ist[I_RS_HEAD]) + need > rs_cap:
-            return _grow(ist, 2, max(fl_cap, rs_cap) * 2 + need)
+        # Room for whatever this step can write (one fill and response per level walked or order reached);
+        # nothing can fill while we have no order.
+        if what != 0 or ist[I_N_USED] > 0:
+            need = ist[I_N_USED] + 8 + (ist[I_XB_N] + ist[I_XA_N] if what == 1 else 0)
+            if ist[I_N_FILLS] + need > fl_cap or (ist[I_RS_TAIL] - ist[I_RS_HEAD]) + need > rs_cap:
+                return _grow(ist, 2, max(fl_cap, rs_cap) * 2 + need)
         if what == 0:
             kind = k & KIND_MASK
             if kind == DEPTH:
@@ -679,8 +689,6 @@ def next_event(E, rows):
                 if i == -1:
                     return _grow_ladder(ist, which, ti)
                 ist[I_NOW] = t
-                ist[I_CURSOR] = c + 1
-                ist[I_N_ROWS] += 1
                 if i >= 0:
                     old = _set_level(lad, ist, best_i, n_i, side > 0, i, r.qty)
                     if is_exch and ist[I_N_OPEN] > 0 and ist[I_X_SNAP] == 0:
@@ -689,8 +697,6 @@ def next_event(E, rows):
                     ist[I_N_IGNORED] += 1
             else:
                 ist[I_NOW] = t
-                ist[I_CURSOR] = c + 1
-                ist[I_N_ROWS] += 1
                 if kind == CLEAR:
                     if is_exch:
                         _clear_side(xb, ist, I_XB_BEST, I_XB_N)
@@ -711,6 +717,7 @@ def next_event(E, rows):
                     _after_venue_message(E, t, kind)
                 continue
             if k & FLAG_LAST:
+                ist[I_CURSOR] = c + 1
                 ist[I_EV_EXCH_TS] = r.exch_ts
                 ist[I_EV_LOCAL_TS] = r.local_ts
                 return EV_TRADE if kind == TRADE else EV_DEPTH
@@ -718,10 +725,12 @@ def next_event(E, rows):
             ist[I_NOW] = t
             _arrive(E, t)
         elif what == 2:
+            ist[I_CURSOR] = c + 1
             ist[I_NOW] = t
             _deliver(E)
             return EV_RESPONSE
         else:
+            ist[I_CURSOR] = c + 1
             ist[I_NOW] = t
             ist[I_TIMER] = _NEVER
             return EV_TIMER
@@ -1104,6 +1113,7 @@ def _new_state(max_orders: int, ladder: int, latency: Latency, queue: QueueModel
     fst = np.zeros(N_F, np.float64)
     ist[I_NEXT_EQ] = _NEVER
     ist[I_TIMER] = _NEVER
+    ist[I_LAST_ROW_T] = np.iinfo(np.int64).min
     ist[I_EQ_INTERVAL] = equity_interval_ns
     ist[I_RNG] = (int(seed) * 0x9E3779B97F4A7C15 + 0x5EED) % 2**63  # splitmix64 state
     for best in (I_XB_BEST, I_XA_BEST, I_LB_BEST, I_LA_BEST):
@@ -1272,7 +1282,6 @@ class Backtester:
         self.seconds = 0.0
         self.events = 0  # rows given to process()
         self.actions: list[dict[str, Any]] = []  # mode changes and resets, with their replay time
-        self._last_row_time = np.iinfo(np.int64).min
 
     # inputs --------------------------------------------------------------------------------
     def set_inputs(self, **arrays: np.ndarray) -> None:
@@ -1282,16 +1291,13 @@ class Backtester:
     # running -------------------------------------------------------------------------------
     def process(self, rows: np.ndarray) -> None:
         """Replay one chunk of REPLAY_DTYPE rows (time-ordered, continuing the previous chunk)."""
-        check_replay(rows, "rows")
+        if not isinstance(rows, np.ndarray) or rows.dtype != REPLAY_DTYPE:
+            raise TypeError(f"rows: expected a REPLAY_DTYPE array (genesis.backtest.events), "
+                            f"got {getattr(rows, 'dtype', type(rows))}")
         if not len(rows):
             return
-        first = int(row_time(rows[:1])[0])
-        if first < self._last_row_time:
-            raise ValueError(f"rows: chunk starts at {first}, before the previous chunk's last row "
-                             f"({self._last_row_time}); chunks must continue one another")
-        self._last_row_time = int(row_time(rows[-1:])[0])
         if self.tick_size is None:
-            self._set_tick(*infer_tick(rows["price"]))
+            self._set_tick(*infer_tick(rows["price"][:200_000]))
         began = time.perf_counter()
         E = self.E
         E.ist[I_CURSOR] = 0
@@ -1300,6 +1306,13 @@ class Backtester:
             kernel(E, rows, self.params, self.state, self.inputs)
             if E.ist[I_STATUS] == ST_DONE:
                 break
+            if E.ist[I_STATUS] == ST_DISORDER:
+                c = int(E.ist[I_CURSOR])
+                E.ist[I_STATUS] = ST_DONE
+                self.E = E
+                raise ValueError(f"rows: row {c} of this chunk happens at {int(row_time(rows[c:c + 1])[0])}, before "
+                                 f"the row replayed just before it ({int(E.ist[I_LAST_ROW_T])}): rows must be in "
+                                 f"time order and chunks must continue one another (genesis.backtest.events)")
             E = _grow_state(E)
         self.E = E
         self.events += len(rows)
@@ -1388,7 +1401,7 @@ class Backtester:
 
     def result(self, **config: Any) -> BacktestResult:
         """Fills and equity so far, with the run's configuration (``config`` adds e.g. symbol, range)."""
-        meta = {"events": self.events, "rows_replayed": int(self.E.ist[I_N_ROWS]), "seconds": self.seconds,
+        meta = {"events": self.events, "seconds": self.seconds,
                 "levels_ignored": int(self.E.ist[I_N_IGNORED]), "rows_off_tick": int(self.E.ist[I_N_OFFGRID]),
                 "rejected_orders": int(self.E.ist[I_N_REJECTS]), "orders_sent": int(self.E.ist[I_NEXT_ID]),
                 "actions": list(self.actions)}
