@@ -24,8 +24,10 @@ full replay's, checked in tests/test_backtest_vectorized.py):
   ``meta["orders_beyond_best"]`` counts the orders whose size exceeded the best level's
   quantity, which the full replay would walk into deeper levels);
 - our orders do not deplete the book (the full replay removes what we took until the data
-  next sets the level; this matters only for two same-side orders within one update of the
-  level, counted in ``meta["orders_on_depleted_level"]``);
+  next sets the level; it matters only when a same-side order arrives before the level was
+  set again and what we took left too little of it: ``meta["orders_on_depleted_level"]``
+  counts the same-side orders that arrive before any venue depth message since our last fill
+  on that side, an upper bound of the cases to look at);
 - DeepLOB threshold without stop-loss / take-profit (path dependent: use the full replay).
 
 Replay rules kept exactly: at equal times market rows come before order arrivals, which come
