@@ -167,3 +167,37 @@ def test_cli_run_list_show_report(sample_store, tmp_path, capsys):
 def test_cli_names_bad_arguments(argv, message):
     with pytest.raises(ValueError, match=message):
         cli("backtest", "run", "--strategy", "ofi_signal", "--symbol", SYMBOL, *argv)
+
+
+def test_deeplob_threshold_reads_the_predictions_table(sample_store):
+    from genesis.backtest.engine import run_backtest
+    from genesis.backtest.events import store_chunks
+    from genesis.backtest.store import load_predictions, run_stored
+    from genesis.store.queries import to_ns
+
+    start, end = "2024-08-08 23:56:00", "2024-08-08 23:57:00"
+    lo, hi = to_ns(start), to_ns(end)
+    rng = np.random.default_rng(3)
+    n = 120
+    probs = rng.dirichlet([1, 1, 1], n).astype(np.float32)
+    ts = np.sort(rng.integers(lo - 10**9, hi + 10**9, n))  # some outside the range: left out
+    with connect(sample_store) as store:
+        for model, shift in (("m-small", 0), ("m-main", 1)):  # m-main has more rows: the default
+            keep = slice(0, n // 2) if model == "m-small" else slice(None)
+            store.insert_columns("predictions", {
+                "symbol": SYMBOL, "model_id": model, "ts": ts[keep] + shift, "p_down": probs[keep, 0],
+                "p_stationary": probs[keep, 1], "p_up": probs[keep, 2],
+                "predicted": np.argmax(probs[keep], axis=1).astype(np.int8) - 1})
+        model_id, preds = load_predictions(store, SYMBOL, lo, hi)
+        with pytest.raises(ValueError, match="no predictions"):
+            load_predictions(store, "binance-usdm:ETHUSDT", lo, hi)
+    assert model_id == "m-main" and len(preds["ts"]) == int(np.sum((ts + 1 >= lo) & (ts + 1 < hi)))
+    params = {"threshold": 0.45, "qty": 0.001}
+    result = run_stored("deeplob_threshold", params, SYMBOL, start, end, latency_ms=2, store_url=sample_store,
+                        progress=False)
+    rows = np.concatenate(list(store_chunks(SYMBOL, start, end, store_url=sample_store)))
+    from genesis.backtest.engine import Latency
+
+    whole = run_backtest("deeplob_threshold", params, rows, inputs=preds, latency=Latency.constant(2e6))
+    assert result.config["model_id"] == "m-main" and len(result.fills) > 0
+    np.testing.assert_array_equal(result.fills, whole.fills)

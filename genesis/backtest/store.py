@@ -246,13 +246,15 @@ def load_predictions(store, symbol: str, start: int, end: int, model_id: str | N
             raise ValueError(f"no predictions for {symbol} in {store.url}: run `genesis predict deeplob ...` first")
         model_id = rows[0][0]
     table = store.query_arrow(
-        "SELECT toUnixTimestamp64Nano(ts) AS ts, p_down, p_stationary, p_up FROM predictions"
+        "SELECT toUnixTimestamp64Nano(ts) AS ts_ns, p_down, p_stationary, p_up FROM predictions"
         " WHERE symbol = {symbol:String} AND model_id = {model:String}"
         " AND ts >= fromUnixTimestamp64Nano({lo:Int64}) AND ts < fromUnixTimestamp64Nano({hi:Int64}) ORDER BY ts",
         {"symbol": symbol, "model": model_id, "lo": int(start), "hi": int(end)})
     if not table.num_rows:
         raise ValueError(f"no predictions of model {model_id} for {symbol} in the range")
-    return model_id, {name: table.column(name).to_numpy() for name in ("ts", "p_down", "p_stationary", "p_up")}
+    # (an alias named `ts` would shadow the column in WHERE: ClickHouse resolves aliases first)
+    columns = {"ts": "ts_ns", "p_down": "p_down", "p_stationary": "p_stationary", "p_up": "p_up"}
+    return model_id, {name: table.column(column).to_numpy() for name, column in columns.items()}
 
 
 def run_stored(strategy: str, params: dict[str, Any] | None, symbol: str, start: Any = None, end: Any = None, *,
