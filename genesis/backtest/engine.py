@@ -150,12 +150,14 @@ ST_DISORDER = 2
 _EPS = 1e-12
 _PX_TOL = 1e-9  # relative tolerance when matching an order's price to a level's
 
-EngineState = collections.namedtuple("EngineState", "ist fst xb xa lb la oi of rq rs_i rs_f fl_i fl_f eq_i eq_f lat_e lat_r")
+EngineState = collections.namedtuple("EngineState",
+                                     "ist fst xb xa lb la oi of op rq rs_i rs_f fl_i fl_f eq_i eq_f lat_e lat_r")
 EngineState.__doc__ = """All engine state, as arrays (what makes the engine re-entrant).
 
 ist/fst: int64/float64 scalars (``I_*``/``F_*``); xb/xa: the venue's bid and ask price ladders,
 lb/la: the local book's (quantity per tick: element ``i`` is the price ``(base + i) * tick``; 0
-is no level); oi/of: the order table (max_orders, ``OI_*``/``OF_*``); rq: requests in flight
+is no level); oi/of: the order table (max_orders, ``OI_*``/``OF_*``); op: the slots of the orders
+resting at the venue (the first ist[I_N_OPEN]), so that market rows visit only those; rq: requests in flight
 (``Q_*``); rs_i/rs_f: responses in flight; fl_i/fl_f: fills; eq_i/eq_f: equity samples;
 lat_e/lat_r: empirical latency samples (ns) for entry and response.
 """
@@ -351,6 +353,23 @@ def _record_fill(E, t, order_id, side, price, qty, maker, deliver):
     ist[I_N_FILLS] = k + 1
 
 
+@nb.njit(cache=True, inline="always")
+def _open_add(E, slot):
+    E.op[E.ist[I_N_OPEN]] = slot
+    E.ist[I_N_OPEN] += 1
+
+
+@nb.njit(cache=True)
+def _open_remove(E, slot):
+    """Take ``slot`` out of the resting list (the last one takes its place)."""
+    n = E.ist[I_N_OPEN]
+    for j in range(n):
+        if E.op[j] == slot:
+            E.op[j] = E.op[n - 1]
+            E.ist[I_N_OPEN] = n - 1
+            return
+
+
 @nb.njit(cache=True)
 def _fill_order(E, slot, t, price, qty, maker):
     """Fill ``qty`` of the order in ``slot`` at ``price`` (venue time ``t``): account, fill row, response."""
@@ -360,7 +379,7 @@ def _fill_order(E, slot, t, price, qty, maker):
     if done:
         of[slot, OF_LEAVES] = 0.0
         if oi[slot, OI_VSTATUS] == S_OPEN:
-            E.ist[I_N_OPEN] -= 1
+            _open_remove(E, slot)
         oi[slot, OI_VSTATUS] = S_FILLED
     deliver = _push_response(E, t, R_FILLED if done else R_FILL, slot, oi[slot, OI_ID], qty, price)
     _record_fill(E, t, oi[slot, OI_ID], oi[slot, OI_SIDE], price, qty, maker, deliver)
@@ -398,7 +417,7 @@ def _finish(E, slot, t, status, kind):
     """End the order in ``slot`` at the venue with ``status`` and tell the strategy."""
     oi = E.oi
     if oi[slot, OI_VSTATUS] == S_OPEN:
-        E.ist[I_N_OPEN] -= 1
+        _open_remove(E, slot)
     oi[slot, OI_VSTATUS] = status
     _push_response(E, t, kind, slot, oi[slot, OI_ID], E.of[slot, OF_LEAVES], E.of[slot, OF_PRICE])
 
@@ -438,7 +457,7 @@ def _arrive(E, t):
         _finish(E, slot, t, S_EXPIRED, R_EXPIRED)
         return
     oi[slot, OI_VSTATUS] = S_OPEN
-    ist[I_N_OPEN] += 1
+    _open_add(E, slot)
     of[slot, OF_QUEUE] = _level_at(E, side, ti)
     of[slot, OF_CUMTRADE] = 0.0
     _push_response(E, t, R_ACK, slot, order_id, of[slot, OF_LEAVES], price)
@@ -491,8 +510,9 @@ def _queue_on_depth(E, side, ti, prev, new):
     oi, of = E.oi, E.of
     probabilistic = E.ist[I_QUEUE_MODEL] == QUEUE_PROBABILISTIC
     power = E.fst[F_QPOWER]
-    for s in range(oi.shape[0]):
-        if oi[s, OI_VSTATUS] != S_OPEN or oi[s, OI_SIDE] != side or oi[s, OI_TICK] != ti:
+    for j in range(E.ist[I_N_OPEN]):
+        s = E.op[j]
+        if oi[s, OI_SIDE] != side or oi[s, OI_TICK] != ti:
             continue
         front = of[s, OF_QUEUE]
         traded = of[s, OF_CUMTRADE]
@@ -521,9 +541,8 @@ def _cross_fills(E, t):
     ist, oi, of = E.ist, E.oi, E.of
     bid = ist[I_XB_BASE] + ist[I_XB_BEST] if ist[I_XB_BEST] != _NO_LEVEL else -(1 << 62)
     ask = ist[I_XA_BASE] + ist[I_XA_BEST] if ist[I_XA_BEST] != _NO_LEVEL else 1 << 62
-    for s in range(oi.shape[0]):
-        if oi[s, OI_VSTATUS] != S_OPEN:
-            continue
+    for j in range(ist[I_N_OPEN] - 1, -1, -1):  # backwards: a filled order is replaced by one already seen
+        s = E.op[j]
         ti = oi[s, OI_TICK]
         if (oi[s, OI_SIDE] > 0 and ask <= ti) or (oi[s, OI_SIDE] < 0 and bid >= ti):
             _fill_order(E, s, t, of[s, OF_PRICE], of[s, OF_LEAVES], True)
@@ -533,9 +552,8 @@ def _cross_fills(E, t):
 def _queue_on_trade(E, t, aggressor, ti, qty):
     """A market trade at the venue: our resting orders it reaches fill (maker)."""
     oi, of = E.oi, E.of
-    for s in range(oi.shape[0]):
-        if oi[s, OI_VSTATUS] != S_OPEN:
-            continue
+    for j in range(E.ist[I_N_OPEN] - 1, -1, -1):  # backwards: a filled order is replaced by one already seen
+        s = E.op[j]
         side = oi[s, OI_SIDE]
         if aggressor == side:  # a buyer's trade cannot fill our bid
             continue
@@ -559,10 +577,10 @@ def _after_venue_message(E, t, kind):
     if ist[I_X_SNAP] == 1:
         ist[I_X_SNAP] = 0
         # A snapshot replaced the book: cap each queue ahead by its level as the snapshot shows it.
-        for s in range(E.oi.shape[0]):
-            if E.oi[s, OI_VSTATUS] == S_OPEN:
-                E.of[s, OF_QUEUE] = min(E.of[s, OF_QUEUE], _level_at(E, E.oi[s, OI_SIDE], E.oi[s, OI_TICK]))
-                E.of[s, OF_CUMTRADE] = 0.0
+        for j in range(ist[I_N_OPEN]):
+            s = E.op[j]
+            E.of[s, OF_QUEUE] = min(E.of[s, OF_QUEUE], _level_at(E, E.oi[s, OI_SIDE], E.oi[s, OI_TICK]))
+            E.of[s, OF_CUMTRADE] = 0.0
     if kind != TRADE and ist[I_N_OPEN] > 0:
         _cross_fills(E, t)
 
@@ -619,6 +637,7 @@ def next_event(E, rows):
     ist, fst = E.ist, E.fst
     xb, xa, lb, la = E.xb, E.xa, E.lb, E.la
     rq, rs_i = E.rq, E.rs_i
+    oi, op = E.oi, E.op
     fl_cap, rs_cap = E.fl_i.shape[0], rs_i.shape[0]
     scale = fst[F_SCALE]
     n = rows.shape[0]
@@ -692,7 +711,10 @@ def next_event(E, rows):
                 if i >= 0:
                     old = _set_level(lad, ist, best_i, n_i, side > 0, i, r.qty)
                     if is_exch and ist[I_N_OPEN] > 0 and ist[I_X_SNAP] == 0:
-                        _queue_on_depth(E, side, ti, old, r.qty)
+                        for j in range(ist[I_N_OPEN]):  # only a level holding one of our orders matters
+                            if oi[op[j], OI_TICK] == ti and oi[op[j], OI_SIDE] == side:
+                                _queue_on_depth(E, side, ti, old, r.qty)
+                                break
                 else:
                     ist[I_N_IGNORED] += 1
             else:
@@ -707,14 +729,29 @@ def next_event(E, rows):
                         _clear_side(la, ist, I_LA_BEST, I_LA_N)
                 elif is_exch:
                     if ist[I_N_OPEN] > 0:
-                        _queue_on_trade(E, t, r.side, _tick_of(fst, r.price), r.qty)
+                        ti = _tick_of(fst, r.price)
+                        for j in range(ist[I_N_OPEN]):  # only a trade at or through one of our prices matters
+                            mine, side = oi[op[j], OI_TICK], oi[op[j], OI_SIDE]
+                            if r.side != side and ((side > 0 and ti <= mine) or (side < 0 and ti >= mine)):
+                                _queue_on_trade(E, t, r.side, ti, r.qty)
+                                break
                 else:
                     fst[F_EV_PRICE] = r.price
                     fst[F_EV_QTY] = r.qty
                     ist[I_EV_SIDE] = r.side
             if is_exch:
                 if (k & FLAG_LAST) and (ist[I_N_OPEN] > 0 or ist[I_X_SNAP] == 1):
-                    _after_venue_message(E, t, kind)
+                    crossing = ist[I_X_SNAP] == 1
+                    if not crossing and kind != TRADE:
+                        bid = ist[I_XB_BASE] + ist[I_XB_BEST] if ist[I_XB_BEST] != _NO_LEVEL else -(1 << 62)
+                        ask = ist[I_XA_BASE] + ist[I_XA_BEST] if ist[I_XA_BEST] != _NO_LEVEL else 1 << 62
+                        for j in range(ist[I_N_OPEN]):
+                            mine = oi[op[j], OI_TICK]
+                            if (oi[op[j], OI_SIDE] > 0 and ask <= mine) or (oi[op[j], OI_SIDE] < 0 and bid >= mine):
+                                crossing = True
+                                break
+                    if crossing:
+                        _after_venue_message(E, t, kind)
                 continue
             if k & FLAG_LAST:
                 ist[I_CURSOR] = c + 1
@@ -736,7 +773,7 @@ def next_event(E, rows):
             return EV_TIMER
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _find_slot(E, order_id):
     oi = E.oi
     m = oi.shape[0]
@@ -851,38 +888,38 @@ def cancel_all(E):
     return sent
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def set_timer(E, t):
     """Wake the strategy (EV_TIMER) at local time ``t`` (ns); replaces any earlier timer."""
     E.ist[I_TIMER] = t
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def now(E):
     """The current time (ns) on the replay's time axis (the local clock when the strategy runs)."""
     return E.ist[I_NOW]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def best_bid(E):
     """Best bid of the local book (what the feed has shown us); NaN when empty."""
     b = E.ist[I_LB_BEST]
     return _price_of(E.fst, E.ist[I_LB_BASE] + b) if b != _NO_LEVEL else np.nan
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def best_ask(E):
     b = E.ist[I_LA_BEST]
     return _price_of(E.fst, E.ist[I_LA_BASE] + b) if b != _NO_LEVEL else np.nan
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def best_bid_qty(E):
     b = E.ist[I_LB_BEST]
     return E.lb[b] if b != _NO_LEVEL else 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def best_ask_qty(E):
     b = E.ist[I_LA_BEST]
     return E.la[b] if b != _NO_LEVEL else 0.0
@@ -917,63 +954,63 @@ def ask_level(E, j):
         i += 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def mid(E):
     """Mid of the local book; NaN unless both sides have a level."""
     return 0.5 * (best_bid(E) + best_ask(E))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def position(E):
     """Position as the strategy knows it (fills whose responses have arrived), base units."""
     return E.fst[F_LPOS]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def entry_price(E):
     """Average entry price of the locally known position (0 when flat)."""
     return E.fst[F_LAVG]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def mode(E):
     return E.ist[I_MODE]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def last_trade(E):
     """(price, qty, aggressor) of the last trade the strategy saw."""
     return E.fst[F_EV_PRICE], E.fst[F_EV_QTY], E.ist[I_EV_SIDE]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def last_response(E):
     """(kind R_*, order id, side, qty, price) of the last response delivered."""
     return E.ist[I_RESP_KIND], E.ist[I_RESP_ID], E.ist[I_RESP_SIDE], E.fst[F_RESP_QTY], E.fst[F_RESP_PRICE]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def order_status(E, order_id):
     """Local status (S_PENDING / S_OPEN) of a working order; S_FREE once it is done (or unknown)."""
     s = _find_slot(E, order_id)
     return E.oi[s, OI_LSTATUS] if s >= 0 else S_FREE
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def order_working(E, order_id):
     """True while the order is pending or open as far as the strategy knows."""
     st = order_status(E, order_id)
     return st == S_PENDING or st == S_OPEN
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def order_leaves(E, order_id):
     """Unfilled quantity of a working order as far as the strategy knows (0 once done)."""
     s = _find_slot(E, order_id)
     return E.of[s, OF_LLEAVES] if s >= 0 else 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def cancel_pending(E, order_id):
     s = _find_slot(E, order_id)
     return s >= 0 and E.oi[s, OI_CANCEL_SENT] != 0
@@ -1138,7 +1175,7 @@ def _new_state(max_orders: int, ladder: int, latency: Latency, queue: QueueModel
     return EngineState(
         ist, fst,
         np.zeros(ladder), np.zeros(ladder), np.zeros(ladder), np.zeros(ladder),
-        oi, np.zeros((max_orders, N_OF)), np.zeros((2 * max_orders + 8, N_Q), np.int64),
+        oi, np.zeros((max_orders, N_OF)), np.zeros(max_orders, np.int64), np.zeros((2 * max_orders + 8, N_Q), np.int64),
         np.zeros((fills, N_P), np.int64), np.zeros((fills, N_PF)),
         np.zeros((fills, N_FI), np.int64), np.zeros((fills, N_FF)),
         np.zeros(4096, np.int64), np.zeros((4096, N_EF)), lat_e, lat_r,

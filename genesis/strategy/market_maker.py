@@ -22,7 +22,7 @@ from genesis.strategy.base import Strategy, register, round_to_tick
 _BID_ID, _BID_PX, _ASK_ID, _ASK_PX = range(4)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _quote_side(E, state, id_slot, px_slot, side, price, qty, allowed):
     oid = np.int64(state[id_slot])
     if oid >= 0 and not bt.order_working(E, oid):
