@@ -163,7 +163,7 @@ lat_e/lat_r: empirical latency samples (ns) for entry and response.
 """
 
 # The largest price ladder (ticks); levels further from the book than that are ignored (counted).
-MAX_LADDER = 1 << 22
+MAX_LADDER = 1 << 20
 _NO_LEVEL = -1
 
 
