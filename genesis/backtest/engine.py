@@ -124,7 +124,10 @@ LAT_LOGNORMAL = 2
  I_N_REJECTS, I_EV_EXCH_TS, I_EV_LOCAL_TS, I_RESP_SIDE, I_N_IGNORED, I_N_OFFGRID,
  # The four price ladders (venue bid/ask, local bid/ask): tick index of element 0, best element, levels held.
  I_XB_BASE, I_XB_BEST, I_XB_N, I_XA_BASE, I_XA_BEST, I_XA_N,
- I_LB_BASE, I_LB_BEST, I_LB_N, I_LA_BASE, I_LA_BEST, I_LA_N, I_NEED_TICK, I_LAST_ROW_T, N_I) = range(49)
+ I_LB_BASE, I_LB_BEST, I_LB_N, I_LA_BASE, I_LA_BEST, I_LA_N, I_NEED_TICK, I_LAST_ROW_T,
+ # Mirrors read by the per-row path (so that it touches no other array): when the head request and
+ # response are due, the tick range of our resting bids and asks, the fill buffer's capacity.
+ I_RQ_DUE, I_RS_DUE, I_OB_MIN, I_OB_MAX, I_OA_MIN, I_OA_MAX, I_FL_CAP, I_RS_CAP, N_I) = range(57)
 (F_POS, F_AVG, F_REAL, F_FEES, F_TURN, F_LPOS, F_LAST_MID, F_MAKER_BPS, F_TAKER_BPS, F_QPOWER, F_LAT_E_A,
  F_LAT_E_B, F_LAT_R_A, F_LAT_R_B, F_EV_PRICE, F_EV_QTY, F_RESP_QTY, F_RESP_PRICE, F_LREAL, F_LAVG,
  F_SCALE, F_TICK_NUM, F_TICK_DEN, N_F) = range(24)
@@ -148,15 +151,18 @@ ST_GROW = 1
 ST_DISORDER = 2
 
 _EPS = 1e-12
+_NEVER = np.iinfo(np.int64).max
 _PX_TOL = 1e-9  # relative tolerance when matching an order's price to a level's
 
 EngineState = collections.namedtuple("EngineState",
-                                     "ist fst xb xa lb la oi of op rq rs_i rs_f fl_i fl_f eq_i eq_f lat_e lat_r")
+                                     "ist fst bk oi of op rq rs_i rs_f fl_i fl_f eq_i eq_f lat_e lat_r")
+# Rows of ``bk``: the venue's bids and asks, the local book's bids and asks.
+B_XB, B_XA, B_LB, B_LA = range(4)
 EngineState.__doc__ = """All engine state, as arrays (what makes the engine re-entrant).
 
-ist/fst: int64/float64 scalars (``I_*``/``F_*``); xb/xa: the venue's bid and ask price ladders,
-lb/la: the local book's (quantity per tick: element ``i`` is the price ``(base + i) * tick``; 0
-is no level); oi/of: the order table (max_orders, ``OI_*``/``OF_*``); op: the slots of the orders
+ist/fst: int64/float64 scalars (``I_*``/``F_*``); bk: (4, L) price ladders, the venue's bids and
+asks then the local book's (``B_*``; quantity per tick: element ``i`` of ladder ``b`` is the price
+``(base_b + i) * tick``, base/best/count in ist at ``I_XB_BASE + 3 * b``; 0 is no level); oi/of: the order table (max_orders, ``OI_*``/``OF_*``); op: the slots of the orders
 resting at the venue (the first ist[I_N_OPEN]), so that market rows visit only those; rq: requests in flight
 (``Q_*``); rs_i/rs_f: responses in flight; fl_i/fl_f: fills; eq_i/eq_f: equity samples;
 lat_e/lat_r: empirical latency samples (ns) for entry and response.
@@ -209,51 +215,54 @@ def _price_of(fst, tick):
 
 
 @nb.njit(cache=True, inline="always")
-def _set_level(lad, ist, best_i, n_i, is_bid, i, q):
-    """Set ladder element ``i`` to ``q``; keep the side's best and level count. Returns the old quantity."""
-    old = lad[i]
-    lad[i] = q
+def _set_level(bk, b, ist, i, q):
+    """Set element ``i`` of ladder ``b`` to ``q``; keep its best and level count. Returns the old quantity."""
+    best_i = I_XB_BEST + 3 * b
+    n_i = I_XB_N + 3 * b
+    old = bk[b, i]
+    bk[b, i] = q
     if q > 0.0:
         if old <= 0.0:
             ist[n_i] += 1
-        b = ist[best_i]
-        if b == _NO_LEVEL or (i > b if is_bid else i < b):
+        j = ist[best_i]
+        if j == _NO_LEVEL or (i > j if b % 2 == 0 else i < j):
             ist[best_i] = i
     elif old > 0.0:
         ist[n_i] -= 1
         if i == ist[best_i]:
             if ist[n_i] == 0:
                 ist[best_i] = _NO_LEVEL
-            elif is_bid:
+            elif b % 2 == 0:
                 j = i - 1
-                while lad[j] <= 0.0:
+                while bk[b, j] <= 0.0:
                     j -= 1
                 ist[best_i] = j
             else:
                 j = i + 1
-                while lad[j] <= 0.0:
+                while bk[b, j] <= 0.0:
                     j += 1
                 ist[best_i] = j
     return old
 
 
 @nb.njit(cache=True, inline="always")
-def _clear_side(lad, ist, best_i, n_i):
-    if ist[n_i] > 0:
-        lad[:] = 0.0
-    ist[n_i] = 0
-    ist[best_i] = _NO_LEVEL
+def _clear_side(bk, b, ist):
+    if ist[I_XB_N + 3 * b] > 0:
+        bk[b, :] = 0.0
+    ist[I_XB_N + 3 * b] = 0
+    ist[I_XB_BEST + 3 * b] = _NO_LEVEL
 
 
 @nb.njit(cache=True, inline="always")
-def _locate(lad, ist, base_i, n_i, ti):
-    """Ladder element of tick ``ti``: >= 0; -1 when the ladder must grow; -2 when ``ti`` is beyond
-    MAX_LADDER (the level is ignored). An empty side is re-centred on ``ti`` for free."""
+def _locate(bk, b, ist, ti):
+    """Element of tick ``ti`` in ladder ``b``: >= 0; -1 when the ladders must grow; -2 when ``ti`` is
+    beyond MAX_LADDER (the level is ignored). An empty ladder is re-centred on ``ti`` for free."""
+    base_i = I_XB_BASE + 3 * b
     i = ti - ist[base_i]
-    size = lad.shape[0]
+    size = bk.shape[1]
     if 0 <= i < size:
         return i
-    if ist[n_i] == 0:
+    if ist[I_XB_N + 3 * b] == 0:
         ist[base_i] = ti - size // 2
         return size // 2
     return -1 if size < MAX_LADDER else -2
@@ -262,12 +271,9 @@ def _locate(lad, ist, base_i, n_i, ti):
 @nb.njit(cache=True)
 def _level_at(E, side, ti):
     """Venue quantity at tick ``ti`` on ``side`` (0 when none)."""
-    ist = E.ist
-    if side > 0:
-        i = ti - ist[I_XB_BASE]
-        return E.xb[i] if 0 <= i < E.xb.shape[0] else 0.0
-    i = ti - ist[I_XA_BASE]
-    return E.xa[i] if 0 <= i < E.xa.shape[0] else 0.0
+    b = B_XB if side > 0 else B_XA
+    i = ti - E.ist[I_XB_BASE + 3 * b]
+    return E.bk[b, i] if 0 <= i < E.bk.shape[1] else 0.0
 
 
 @nb.njit(cache=True)
@@ -306,6 +312,8 @@ def _push_response(E, t, kind, slot, order_id, qty, price):
         ist[I_RS_HEAD] = 0
         ist[I_RS_TAIL] = m
     k = ist[I_RS_TAIL]
+    if k == ist[I_RS_HEAD]:
+        ist[I_RS_DUE] = deliver  # the queue was empty: this one is next
     E.rs_i[k, P_TS] = deliver
     E.rs_i[k, P_KIND] = kind
     E.rs_i[k, P_SLOT] = slot
@@ -353,10 +361,28 @@ def _record_fill(E, t, order_id, side, price, qty, maker, deliver):
     ist[I_N_FILLS] = k + 1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
+def _open_bounds(E):
+    """Tick range of our resting bids and asks (empty: min > max), for the per-row path."""
+    ist = E.ist
+    ist[I_OB_MIN] = ist[I_OA_MIN] = 1 << 62
+    ist[I_OB_MAX] = ist[I_OA_MAX] = -(1 << 62)
+    for j in range(ist[I_N_OPEN]):
+        s = E.op[j]
+        ti = E.oi[s, OI_TICK]
+        if E.oi[s, OI_SIDE] > 0:
+            ist[I_OB_MIN] = min(ist[I_OB_MIN], ti)
+            ist[I_OB_MAX] = max(ist[I_OB_MAX], ti)
+        else:
+            ist[I_OA_MIN] = min(ist[I_OA_MIN], ti)
+            ist[I_OA_MAX] = max(ist[I_OA_MAX], ti)
+
+
+@nb.njit(cache=True)
 def _open_add(E, slot):
     E.op[E.ist[I_N_OPEN]] = slot
     E.ist[I_N_OPEN] += 1
+    _open_bounds(E)
 
 
 @nb.njit(cache=True)
@@ -367,7 +393,8 @@ def _open_remove(E, slot):
         if E.op[j] == slot:
             E.op[j] = E.op[n - 1]
             E.ist[I_N_OPEN] = n - 1
-            return
+            break
+    _open_bounds(E)
 
 
 @nb.njit(cache=True)
@@ -391,22 +418,21 @@ def _take(E, slot, t, limit_tick, has_limit):
     """Walk the venue's opposite side for the order in ``slot`` (up to ``limit_tick``), depleting it."""
     ist, fst, oi, of = E.ist, E.fst, E.oi, E.of
     side = oi[slot, OI_SIDE]
-    if side > 0:
-        lad, base_i, best_i, n_i, is_bid = E.xa, I_XA_BASE, I_XA_BEST, I_XA_N, False
-    else:
-        lad, base_i, best_i, n_i, is_bid = E.xb, I_XB_BASE, I_XB_BEST, I_XB_N, True
+    bk = E.bk
+    lb = B_XA if side > 0 else B_XB
+    base_i, best_i = I_XB_BASE + 3 * lb, I_XB_BEST + 3 * lb
     while of[slot, OF_LEAVES] > 0.0 and ist[best_i] != _NO_LEVEL:
         b = ist[best_i]
         ti = ist[base_i] + b
         if has_limit and (ti > limit_tick if side > 0 else ti < limit_tick):
             break
-        avail = lad[b]
+        avail = bk[lb, b]
         q = min(avail, of[slot, OF_LEAVES])
         rest = avail - q
         if rest <= _EPS * max(1.0, avail):
-            _set_level(lad, ist, best_i, n_i, is_bid, b, 0.0)  # taken out until the data sets it again
+            _set_level(bk, lb, ist, b, 0.0)  # taken out until the data sets it again
         else:
-            lad[b] = rest
+            bk[lb, b] = rest
         if _fill_order(E, slot, t, _price_of(fst, ti), q, False):
             return True
     return False
@@ -429,6 +455,7 @@ def _arrive(E, t):
     h = ist[I_RQ_HEAD]
     kind, slot, order_id = E.rq[h, Q_KIND], E.rq[h, Q_SLOT], E.rq[h, Q_ID]
     ist[I_RQ_HEAD] = h + 1
+    ist[I_RQ_DUE] = E.rq[h + 1, Q_TS] if h + 1 < ist[I_RQ_TAIL] else _NEVER
     if kind == Q_CANCEL:
         if oi[slot, OI_ID] == order_id and oi[slot, OI_VSTATUS] == S_OPEN:
             _finish(E, slot, t, S_CANCELLED, R_CANCELLED)
@@ -471,6 +498,7 @@ def _deliver(E):
     kind, slot, order_id = E.rs_i[h, P_KIND], E.rs_i[h, P_SLOT], E.rs_i[h, P_ID]
     qty, price = E.rs_f[h, PF_QTY], E.rs_f[h, PF_PRICE]
     ist[I_RS_HEAD] = h + 1
+    ist[I_RS_DUE] = E.rs_i[h + 1, P_TS] if h + 1 < ist[I_RS_TAIL] else _NEVER
     ist[I_RESP_KIND] = kind
     ist[I_RESP_ID] = order_id
     ist[I_RESP_SIDE] = oi[slot, OI_SIDE]
@@ -614,14 +642,11 @@ def _grow(ist, what, need):
 
 @nb.njit(cache=True)
 def _grow_ladder(ist, which, ti):
-    """A price ladder (0..3: venue bid, venue ask, local bid, local ask) must reach tick ``ti``."""
+    """Price ladder ``which`` (B_XB, B_XA, B_LB, B_LA) must reach tick ``ti``."""
     ist[I_STATUS] = ST_GROW
     ist[I_NEED] = 1 * 1_000_000_000_000 + which
     ist[I_NEED_TICK] = ti
     return EV_END
-
-
-_NEVER = np.iinfo(np.int64).max
 
 
 # -- the strategy-facing API ------------------------------------------------------------------------
@@ -633,12 +658,9 @@ def next_event(E, rows):
     E: :class:`EngineState`; rows: the current chunk (REPLAY_DTYPE). Returns :data:`EV_END`
     when the chunk is exhausted (or a buffer must grow): the strategy kernel must return then.
     """
-    # Unpacked once: the per-row path touches only these locals (no per-row reference counting).
-    ist, fst = E.ist, E.fst
-    xb, xa, lb, la = E.xb, E.xa, E.lb, E.la
-    rq, rs_i = E.rq, E.rs_i
-    oi, op = E.oi, E.op
-    fl_cap, rs_cap = E.fl_i.shape[0], rs_i.shape[0]
+    # The per-row path touches only ist, fst, bk and the row: every array taken out of E costs a
+    # reference count on each call, and this function is entered once per market message.
+    ist, fst, bk = E.ist, E.fst, E.bk
     scale = fst[F_SCALE]
     n = rows.shape[0]
     c = ist[I_CURSOR] - 1
@@ -657,11 +679,11 @@ def next_event(E, rows):
             return EV_END
         ist[I_LAST_ROW_T] = t
         what = 0
-        if ist[I_RQ_HEAD] < ist[I_RQ_TAIL] and rq[ist[I_RQ_HEAD], Q_TS] < t:
-            t = rq[ist[I_RQ_HEAD], Q_TS]
+        if ist[I_RQ_DUE] < t:
+            t = ist[I_RQ_DUE]
             what = 1
-        if ist[I_RS_HEAD] < ist[I_RS_TAIL] and rs_i[ist[I_RS_HEAD], P_TS] < t:
-            t = rs_i[ist[I_RS_HEAD], P_TS]
+        if ist[I_RS_DUE] < t:
+            t = ist[I_RS_DUE]
             what = 2
         if ist[I_TIMER] < t:
             t = ist[I_TIMER]
@@ -684,8 +706,8 @@ def next_event(E, rows):
         # nothing can fill while we have no order.
         if what != 0 or ist[I_N_USED] > 0:
             need = ist[I_N_USED] + 8 + (ist[I_XB_N] + ist[I_XA_N] if what == 1 else 0)
-            if ist[I_N_FILLS] + need > fl_cap or (ist[I_RS_TAIL] - ist[I_RS_HEAD]) + need > rs_cap:
-                return _grow(ist, 2, max(fl_cap, rs_cap) * 2 + need)
+            if ist[I_N_FILLS] + need > ist[I_FL_CAP] or (ist[I_RS_TAIL] - ist[I_RS_HEAD]) + need > ist[I_RS_CAP]:
+                return _grow(ist, 2, max(ist[I_FL_CAP], ist[I_RS_CAP]) * 2 + need)
         if what == 0:
             kind = k & KIND_MASK
             if kind == DEPTH:
@@ -694,67 +716,52 @@ def next_event(E, rows):
                 if abs(x - ti) > 1e-6:
                     ist[I_N_OFFGRID] += 1
                 side = r.side
-                if is_exch:
-                    if side > 0:
-                        lad, base_i, best_i, n_i, which = xb, I_XB_BASE, I_XB_BEST, I_XB_N, 0
-                    else:
-                        lad, base_i, best_i, n_i, which = xa, I_XA_BASE, I_XA_BEST, I_XA_N, 1
-                else:
-                    if side > 0:
-                        lad, base_i, best_i, n_i, which = lb, I_LB_BASE, I_LB_BEST, I_LB_N, 2
-                    else:
-                        lad, base_i, best_i, n_i, which = la, I_LA_BASE, I_LA_BEST, I_LA_N, 3
-                i = _locate(lad, ist, base_i, n_i, ti)
+                b = (0 if side > 0 else 1) + (0 if is_exch else 2)
+                i = _locate(bk, b, ist, ti)
                 if i == -1:
-                    return _grow_ladder(ist, which, ti)
-                ist[I_NOW] = t
+                    return _grow_ladder(ist, b, ti)
                 if i >= 0:
-                    old = _set_level(lad, ist, best_i, n_i, side > 0, i, r.qty)
-                    if is_exch and ist[I_N_OPEN] > 0 and ist[I_X_SNAP] == 0:
-                        for j in range(ist[I_N_OPEN]):  # only a level holding one of our orders matters
-                            if oi[op[j], OI_TICK] == ti and oi[op[j], OI_SIDE] == side:
-                                _queue_on_depth(E, side, ti, old, r.qty)
-                                break
+                    old = _set_level(bk, b, ist, i, r.qty)
+                    if is_exch and ist[I_N_OPEN] > 0 and ist[I_X_SNAP] == 0 and (
+                            (side > 0 and ist[I_OB_MIN] <= ti <= ist[I_OB_MAX])
+                            or (side < 0 and ist[I_OA_MIN] <= ti <= ist[I_OA_MAX])):
+                        ist[I_NOW] = t
+                        _queue_on_depth(E, side, ti, old, r.qty)  # a level holding one of our orders
                 else:
                     ist[I_N_IGNORED] += 1
-            else:
-                ist[I_NOW] = t
-                if kind == CLEAR:
-                    if is_exch:
-                        _clear_side(xb, ist, I_XB_BEST, I_XB_N)
-                        _clear_side(xa, ist, I_XA_BEST, I_XA_N)
-                        ist[I_X_SNAP] = 1
-                    else:
-                        _clear_side(lb, ist, I_LB_BEST, I_LB_N)
-                        _clear_side(la, ist, I_LA_BEST, I_LA_N)
-                elif is_exch:
-                    if ist[I_N_OPEN] > 0:
-                        ti = _tick_of(fst, r.price)
-                        for j in range(ist[I_N_OPEN]):  # only a trade at or through one of our prices matters
-                            mine, side = oi[op[j], OI_TICK], oi[op[j], OI_SIDE]
-                            if r.side != side and ((side > 0 and ti <= mine) or (side < 0 and ti >= mine)):
-                                _queue_on_trade(E, t, r.side, ti, r.qty)
-                                break
+            elif kind == CLEAR:
+                if is_exch:
+                    _clear_side(bk, B_XB, ist)
+                    _clear_side(bk, B_XA, ist)
+                    ist[I_X_SNAP] = 1
                 else:
-                    fst[F_EV_PRICE] = r.price
-                    fst[F_EV_QTY] = r.qty
-                    ist[I_EV_SIDE] = r.side
+                    _clear_side(bk, B_LB, ist)
+                    _clear_side(bk, B_LA, ist)
+            elif is_exch:
+                if ist[I_N_OPEN] > 0:
+                    ti = _tick_of(fst, r.price)
+                    a = r.side  # only a trade at or through one of our prices matters
+                    if (a != 1 and ti <= ist[I_OB_MAX]) or (a != -1 and ti >= ist[I_OA_MIN]):
+                        ist[I_NOW] = t
+                        _queue_on_trade(E, t, a, ti, r.qty)
+            else:
+                fst[F_EV_PRICE] = r.price
+                fst[F_EV_QTY] = r.qty
+                ist[I_EV_SIDE] = r.side
             if is_exch:
                 if (k & FLAG_LAST) and (ist[I_N_OPEN] > 0 or ist[I_X_SNAP] == 1):
                     crossing = ist[I_X_SNAP] == 1
                     if not crossing and kind != TRADE:
                         bid = ist[I_XB_BASE] + ist[I_XB_BEST] if ist[I_XB_BEST] != _NO_LEVEL else -(1 << 62)
                         ask = ist[I_XA_BASE] + ist[I_XA_BEST] if ist[I_XA_BEST] != _NO_LEVEL else 1 << 62
-                        for j in range(ist[I_N_OPEN]):
-                            mine = oi[op[j], OI_TICK]
-                            if (oi[op[j], OI_SIDE] > 0 and ask <= mine) or (oi[op[j], OI_SIDE] < 0 and bid >= mine):
-                                crossing = True
-                                break
+                        crossing = ask <= ist[I_OB_MAX] or bid >= ist[I_OA_MIN]
                     if crossing:
+                        ist[I_NOW] = t
                         _after_venue_message(E, t, kind)
                 continue
             if k & FLAG_LAST:
                 ist[I_CURSOR] = c + 1
+                ist[I_NOW] = t
                 ist[I_EV_EXCH_TS] = r.exch_ts
                 ist[I_EV_LOCAL_TS] = r.local_ts
                 return EV_TRADE if kind == TRADE else EV_DEPTH
@@ -856,6 +863,8 @@ def _push_request(E, kind, slot, order_id):
         ist[I_RQ_HEAD] = 0
         ist[I_RQ_TAIL] = m
     k = ist[I_RQ_TAIL]
+    if k == ist[I_RQ_HEAD]:
+        ist[I_RQ_DUE] = arrival
     E.rq[k, Q_TS] = arrival
     E.rq[k, Q_KIND] = kind
     E.rq[k, Q_SLOT] = slot
@@ -916,13 +925,13 @@ def best_ask(E):
 @nb.njit(cache=True, inline="always")
 def best_bid_qty(E):
     b = E.ist[I_LB_BEST]
-    return E.lb[b] if b != _NO_LEVEL else 0.0
+    return E.bk[B_LB, b] if b != _NO_LEVEL else 0.0
 
 
 @nb.njit(cache=True, inline="always")
 def best_ask_qty(E):
     b = E.ist[I_LA_BEST]
-    return E.la[b] if b != _NO_LEVEL else 0.0
+    return E.bk[B_LA, b] if b != _NO_LEVEL else 0.0
 
 
 @nb.njit(cache=True)
@@ -933,9 +942,9 @@ def bid_level(E, j):
     i = E.ist[I_LB_BEST]
     seen = 0
     while True:
-        if E.lb[i] > 0.0:
+        if E.bk[B_LB, i] > 0.0:
             if seen == j:
-                return _price_of(E.fst, E.ist[I_LB_BASE] + i), E.lb[i]
+                return _price_of(E.fst, E.ist[I_LB_BASE] + i), E.bk[B_LB, i]
             seen += 1
         i -= 1
 
@@ -947,9 +956,9 @@ def ask_level(E, j):
     i = E.ist[I_LA_BEST]
     seen = 0
     while True:
-        if E.la[i] > 0.0:
+        if E.bk[B_LA, i] > 0.0:
             if seen == j:
-                return _price_of(E.fst, E.ist[I_LA_BASE] + i), E.la[i]
+                return _price_of(E.fst, E.ist[I_LA_BASE] + i), E.bk[B_LA, i]
             seen += 1
         i += 1
 
@@ -1031,24 +1040,25 @@ def reset_account(E):
     ist[I_N_OPEN] = 0
     ist[I_RQ_HEAD] = ist[I_RQ_TAIL] = 0
     ist[I_RS_HEAD] = ist[I_RS_TAIL] = 0
+    ist[I_RQ_DUE] = ist[I_RS_DUE] = _NEVER
+    _open_bounds(E)
     pos = fst[F_POS]
     if pos != 0.0:
         side = -1 if pos > 0.0 else 1
         remaining = abs(pos)
-        if side > 0:
-            lad, base_i, best_i, n_i, is_bid = E.xa, I_XA_BASE, I_XA_BEST, I_XA_N, False
-        else:
-            lad, base_i, best_i, n_i, is_bid = E.xb, I_XB_BASE, I_XB_BEST, I_XB_N, True
+        bk = E.bk
+        lb = B_XA if side > 0 else B_XB
+        base_i, best_i = I_XB_BASE + 3 * lb, I_XB_BEST + 3 * lb
         px = fst[F_LAST_MID]
         while remaining > _EPS and ist[best_i] != _NO_LEVEL:
             b = ist[best_i]
             px = _price_of(fst, ist[base_i] + b)
-            avail = lad[b]
+            avail = bk[lb, b]
             q = min(avail, remaining)
             if avail - q <= _EPS * max(1.0, avail):
-                _set_level(lad, ist, best_i, n_i, is_bid, b, 0.0)
+                _set_level(bk, lb, ist, b, 0.0)
             else:
-                lad[b] = avail - q
+                bk[lb, b] = avail - q
             _record_fill(E, t, -1, side, px, q, False, t)
             remaining -= q
         if remaining > _EPS:  # the book ran out: close the rest at the last price seen
@@ -1151,6 +1161,10 @@ def _new_state(max_orders: int, ladder: int, latency: Latency, queue: QueueModel
     ist[I_NEXT_EQ] = _NEVER
     ist[I_TIMER] = _NEVER
     ist[I_LAST_ROW_T] = np.iinfo(np.int64).min
+    ist[I_RQ_DUE] = ist[I_RS_DUE] = _NEVER
+    ist[I_OB_MIN] = ist[I_OA_MIN] = 1 << 62
+    ist[I_OB_MAX] = ist[I_OA_MAX] = -(1 << 62)
+    ist[I_FL_CAP] = ist[I_RS_CAP] = 1024  # the fills / responses buffers below
     ist[I_EQ_INTERVAL] = equity_interval_ns
     ist[I_RNG] = (int(seed) * 0x9E3779B97F4A7C15 + 0x5EED) % 2**63  # splitmix64 state
     for best in (I_XB_BEST, I_XA_BEST, I_LB_BEST, I_LA_BEST):
@@ -1174,7 +1188,7 @@ def _new_state(max_orders: int, ladder: int, latency: Latency, queue: QueueModel
     fills = 1024
     return EngineState(
         ist, fst,
-        np.zeros(ladder), np.zeros(ladder), np.zeros(ladder), np.zeros(ladder),
+        np.zeros((4, ladder)),
         oi, np.zeros((max_orders, N_OF)), np.zeros(max_orders, np.int64), np.zeros((2 * max_orders + 8, N_Q), np.int64),
         np.zeros((fills, N_P), np.int64), np.zeros((fills, N_PF)),
         np.zeros((fills, N_FI), np.int64), np.zeros((fills, N_FF)),
@@ -1182,31 +1196,32 @@ def _new_state(max_orders: int, ladder: int, latency: Latency, queue: QueueModel
     )
 
 
-_LADDERS = (("xb", I_XB_BASE, I_XB_BEST), ("xa", I_XA_BASE, I_XA_BEST), ("lb", I_LB_BASE, I_LB_BEST),
-            ("la", I_LA_BASE, I_LA_BEST))
-
-
-def _grown_ladder(E: EngineState, which: int, ti: int) -> dict[str, np.ndarray]:
-    """A larger ladder ``which`` holding its levels and reaching tick ``ti`` (up to MAX_LADDER ticks)."""
-    name, base_i, best_i = _LADDERS[which]
-    lad = getattr(E, name)
-    base = int(E.ist[base_i])
-    held = np.flatnonzero(lad > 0)
-    lo, hi = base + int(held[0]), base + int(held[-1])
-    want_lo, want_hi = min(lo, ti), max(hi, ti)
-    span = want_hi - want_lo + 1
-    size = len(lad) * 2
-    while size < 2 * span and size < MAX_LADDER:
+def _grown_ladders(E: EngineState, which: int, ti: int) -> dict[str, np.ndarray]:
+    """Larger ladders (all four: one array), ladder ``which`` reaching tick ``ti`` (up to MAX_LADDER ticks);
+    each keeps its levels, re-centred on them."""
+    old = E.bk
+    size = old.shape[1] * 2
+    spans = []
+    for b in range(4):
+        base = int(E.ist[I_XB_BASE + 3 * b])
+        held = np.flatnonzero(old[b] > 0)
+        lo, hi = (base + int(held[0]), base + int(held[-1])) if len(held) else (ti, ti)
+        if b == which:
+            lo, hi = min(lo, ti), max(hi, ti)
+        spans.append((held, base, lo, hi))
+    while size < 2 * max(hi - lo + 1 for _, _, lo, hi in spans) and size < MAX_LADDER:
         size *= 2
     size = min(size, MAX_LADDER)
-    if span > size:  # ti is too far: keep the book, the level will be ignored
-        want_lo, want_hi = lo, hi
-    new_base = (want_lo + want_hi) // 2 - size // 2
-    out = np.zeros(size)
-    out[held + base - new_base] = lad[held]
-    E.ist[base_i] = new_base
-    E.ist[best_i] = int(E.ist[best_i]) + base - new_base
-    return {name: out}
+    out = np.zeros((4, size))
+    for b, (held, base, lo, hi) in enumerate(spans):
+        if len(held) and hi - lo + 1 > size:  # ti is too far: keep the book, the level will be ignored
+            lo, hi = base + int(held[0]), base + int(held[-1])
+        new_base = (lo + hi) // 2 - size // 2
+        out[b, held + base - new_base] = old[b, held]
+        E.ist[I_XB_BASE + 3 * b] = new_base
+        if E.ist[I_XB_BEST + 3 * b] != _NO_LEVEL:
+            E.ist[I_XB_BEST + 3 * b] += base - new_base
+    return {"bk": out}
 
 
 def _grown_rows(a: np.ndarray, rows: int) -> np.ndarray:
@@ -1219,13 +1234,14 @@ def _grow_state(E: EngineState) -> EngineState:
     what, need = divmod(int(E.ist[I_NEED]), 1_000_000_000_000)
     E.ist[I_STATUS] = ST_DONE
     if what == 1:
-        return E._replace(**_grown_ladder(E, need, int(E.ist[I_NEED_TICK])))
+        return E._replace(**_grown_ladders(E, need, int(E.ist[I_NEED_TICK])))
     if what == 2:
         # Responses: compact to the front first (the kernel's indices are absolute).
         h, tail = int(E.ist[I_RS_HEAD]), int(E.ist[I_RS_TAIL])
         rs_i = _grown_rows(E.rs_i[h:tail], need)
         rs_f = _grown_rows(E.rs_f[h:tail], need)
         E.ist[I_RS_HEAD], E.ist[I_RS_TAIL] = 0, tail - h
+        E.ist[I_FL_CAP] = E.ist[I_RS_CAP] = need
         return E._replace(rs_i=rs_i, rs_f=rs_f, fl_i=_grown_rows(E.fl_i, need), fl_f=_grown_rows(E.fl_f, need))
     if what == 3:
         return E._replace(eq_i=_grown_rows(E.eq_i, need), eq_f=_grown_rows(E.eq_f, need))
