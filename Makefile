@@ -19,7 +19,7 @@ SAMPLE = data/sample/usdm_btcusdt_20240808.jsonl.gz
 SAMPLE_SYMBOL = binance-usdm:BTCUSDT
 # A simulated market with spoofing and layering episodes (ground truth in the `episodes` table).
 SIMULATION = --scenario spoofing --scenario layering --seconds 600 --seed 1
-NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb notebooks/03_train_deeplob.ipynb notebooks/05_surveillance.ipynb
+NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb notebooks/03_train_deeplob.ipynb notebooks/04_backtest.ipynb notebooks/05_surveillance.ipynb
 TORCH_PIN = 2.13.0
 # The venv is (re)installed when missing or when pyproject.toml changes.
 STAMP = $(VENV)/.installed
@@ -83,7 +83,7 @@ run: setup ## the platform on the bundled sample
 	@$(VENV_PATH) $(BIN)/genesis ingest simulate $(SIMULATION)
 	@echo "== 4/7 build the sample's features into the store: genesis features build --symbol $(SAMPLE_SYMBOL)"
 	@$(VENV_PATH) $(BIN)/genesis features build --symbol $(SAMPLE_SYMBOL)
-	@echo "== 5/7 run the demo pipeline (notebooks 01_ingest, 02_explore, 05_surveillance via papermill): genesis pipeline run demo"
+	@echo "== 5/7 run the demo pipeline (notebooks 01_ingest, 02_explore, 05_surveillance, 04_backtest via papermill): genesis pipeline run demo"
 	@$(VENV_PATH) $(BIN)/genesis pipeline run demo
 	@echo "== 6/7 where everything is"
 	@$(MAKE) --no-print-directory where

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "genesis.features.cli",
     "genesis.surveillance.cli",
     "genesis.models.cli",
+    "genesis.backtest.cli",
 )
 
 

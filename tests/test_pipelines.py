@@ -58,13 +58,15 @@ def test_demo_spec_loads():
     spec = load_pipeline("demo")
     assert spec.name == "demo"
     assert spec.path == REPO_ROOT / "pipelines" / "demo.yaml"
-    ingest, explore, review = spec.steps
+    ingest, explore, review, backtest = spec.steps
     assert ingest.notebook == REPO_ROOT / "notebooks" / "01_ingest.ipynb"
     assert {"paths", "symbols", "store_url", "levels", "replace"} <= set(ingest.declared)
     assert explore.notebook == REPO_ROOT / "notebooks" / "02_explore.ipynb"
     assert {"symbol", "start", "end", "sampling", "spec"} <= set(explore.declared)
     assert review.notebook == REPO_ROOT / "notebooks" / "05_surveillance.ipynb"
     assert {"symbol", "start", "end", "store_url", "alert_rank", "window_s"} <= set(review.declared)
+    assert backtest.notebook == REPO_ROOT / "notebooks" / "04_backtest.ipynb"
+    assert {"strategy", "params", "symbols", "start", "end", "latency_ms"} <= set(backtest.declared)
     assert "demo" in [s.name for s in list_pipelines()]
 
 
