@@ -248,7 +248,8 @@ def _set_level(bk, b, ist, i, q):
 @nb.njit(cache=True, inline="always")
 def _clear_side(bk, b, ist):
     if ist[I_XB_N + 3 * b] > 0:
-        bk[b, :] = 0.0
+        for i in range(bk.shape[1]):
+            bk[b, i] = 0.0
     ist[I_XB_N + 3 * b] = 0
     ist[I_XB_BEST + 3 * b] = _NO_LEVEL
 
@@ -307,8 +308,11 @@ def _push_response(E, t, kind, slot, order_id, qty, price):
     if ist[I_RS_TAIL] == E.rs_i.shape[0]:  # compact (the caller checked there is room)
         h = ist[I_RS_HEAD]
         m = ist[I_RS_TAIL] - h
-        E.rs_i[:m] = E.rs_i[h : h + m].copy()
-        E.rs_f[:m] = E.rs_f[h : h + m].copy()
+        for j in range(m):  # element by element: no array views (kernels may run without Numba's runtime)
+            for col in range(N_P):
+                E.rs_i[j, col] = E.rs_i[h + j, col]
+            for col in range(N_PF):
+                E.rs_f[j, col] = E.rs_f[h + j, col]
         ist[I_RS_HEAD] = 0
         ist[I_RS_TAIL] = m
     k = ist[I_RS_TAIL]
@@ -651,7 +655,7 @@ def _grow_ladder(ist, which, ti):
 
 # -- the strategy-facing API ------------------------------------------------------------------------
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def next_event(E, rows):
     """Advance the replay until something the strategy sees happens; returns an ``EV_*`` code.
 
@@ -669,6 +673,8 @@ def next_event(E, rows):
         ist[I_CURSOR] = c  # the row about to be handled (each return leaves the cursor on the next row)
         if c >= n:
             ist[I_STATUS] = ST_DONE
+            if ist[I_LAST_ROW_T] > ist[I_NOW]:
+                ist[I_NOW] = ist[I_LAST_ROW_T]  # the replay has reached its last row
             return EV_END
         r = rows[c]
         k = r.kind
@@ -859,7 +865,9 @@ def _push_request(E, kind, slot, order_id):
     if ist[I_RQ_TAIL] == E.rq.shape[0]:
         h = ist[I_RQ_HEAD]
         m = ist[I_RQ_TAIL] - h
-        E.rq[:m] = E.rq[h : h + m].copy()
+        for j in range(m):
+            for col in range(N_Q):
+                E.rq[j, col] = E.rq[h + j, col]
         ist[I_RQ_HEAD] = 0
         ist[I_RQ_TAIL] = m
     k = ist[I_RQ_TAIL]

@@ -25,7 +25,7 @@ from genesis.strategy.base import Strategy, register, trade_to_target
 _ORDER, _TARGET, _CURSOR, _SIGNAL, _BLOCKED = range(5)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def deeplob_threshold_kernel(E, rows, params, state, inputs):
     threshold, qty, stop_loss, take_profit, exit_on_neutral, delay = (
         params[0], params[1], params[2], params[3], params[4], np.int64(params[5]))

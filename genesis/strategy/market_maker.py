@@ -39,7 +39,7 @@ def _quote_side(E, state, id_slot, px_slot, side, price, qty, allowed):
             state[px_slot] = price
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def market_maker_kernel(E, rows, params, state, inputs):
     qty, max_position, tick, skew_ticks = params[0], params[1], params[2], params[3]
     while True:

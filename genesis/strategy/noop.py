@@ -8,7 +8,7 @@ from genesis.backtest import engine as bt
 from genesis.strategy.base import Strategy, register
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def noop_kernel(E, rows, params, state, inputs):
     while bt.next_event(E, rows) != bt.EV_END:
         pass

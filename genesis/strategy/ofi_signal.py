@@ -22,7 +22,7 @@ from genesis.strategy.base import Strategy, register, trade_to_target
 _ORDER, _TARGET, _B0, _QB0, _A0, _QA0, _SUM, _POS, _COUNT, _RING = range(10)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def ofi_signal_kernel(E, rows, params, state, inputs):
     window = np.int64(params[0])
     entry, exit_, qty = params[1], params[2], params[3]

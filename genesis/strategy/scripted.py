@@ -16,7 +16,7 @@ from genesis.backtest import engine as bt
 from genesis.strategy.base import Strategy, register
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def scripted_kernel(E, rows, params, state, inputs):
     ts, side, price, qty, order_type, tif, cancel_id = inputs
     n = ts.shape[0]

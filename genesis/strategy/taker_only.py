@@ -18,7 +18,7 @@ from genesis.strategy.base import Strategy, register
 _NEXT_SIDE, _STARTED = range(2)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def taker_only_kernel(E, rows, params, state, inputs):
     interval = np.int64(params[0])
     qty = params[1]
