@@ -20,9 +20,11 @@ Strategies, each run by both engines on the same events:
 Each engine runs in its own child process (so their peak RSS is their own): Genesis in this
 environment, hftbacktest in ``.venv-hftbacktest`` (``benchmarks/setup_hftbacktest.sh``). Each
 child compiles on a small slice first, then times the replay alone (best of ``--repeats``);
-building the engine's input arrays is reported separately. ``ratio`` is Genesis's events/s
-over hftbacktest's. When the hftbacktest environment is missing the JSON says so and gives
-Genesis's figures alone.
+building the engine's input arrays is reported separately. hftbacktest runs with both of its L2
+depths, ``ROIVectorMarketDepthBacktest`` (a price vector over half to 1.5 times the median price;
+its faster) and ``HashMapMarketDepthBacktest``; ``ratio`` is Genesis's events/s over the faster
+hftbacktest's (``ratio_vs_roivec``, ``ratio_vs_hashmap`` each). When the hftbacktest environment
+is missing the JSON says so and gives Genesis's figures alone.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ import hftbacktest_data as hd  # noqa: E402
 
 DEFAULT_HBT_VENV = REPO / ".venv-hftbacktest"
 STRATEGIES = ("noop", "market_maker")
+# hftbacktest's two L2 depths: a vector over a price range (its fastest) and a hash map.
+HBT_DEPTHS = ("roivec", "hashmap")
 LATENCY_NS = 1_000_000
 MAKER_FEE_BPS = -0.5
 TAKER_FEE_BPS = 5.0
@@ -67,7 +71,16 @@ def hbt_python(explicit: str | None = None) -> Path | None:
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak resident memory (MiB): VmHWM, which starts afresh at exec (ru_maxrss
+    would carry the parent's peak into a child)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
 # -- Genesis child ----------------------------------------------------------------------------
@@ -125,8 +138,9 @@ def run_child(cmd: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_hbt(python: Path, events_npy: Path, strategy: str, repeats: int, workdir: Path) -> dict:
-    out = workdir / f"hbt_{strategy}.json"
+def run_hbt(python: Path, events_npy: Path, strategy: str, repeats: int, workdir: Path, depth: str,
+            roi: tuple[float, float]) -> dict:
+    out = workdir / f"hbt_{strategy}_{depth}.json"
     mode = {"noop": "noop", "market_maker": "mm"}[strategy]
     best: dict | None = None
     for _ in range(repeats):  # one process per repeat: the runner replays once
@@ -135,7 +149,7 @@ def run_hbt(python: Path, events_npy: Path, strategy: str, repeats: int, workdir
                "--entry-latency-ns", str(LATENCY_NS), "--response-latency-ns", str(LATENCY_NS),
                "--maker-fee-bps", str(MAKER_FEE_BPS), "--taker-fee-bps", str(TAKER_FEE_BPS),
                "--queue", "risk_adverse", "--qty", str(MM_QTY), "--max-position", str(MM_MAX_POSITION),
-               "--skew-ticks", str(MM_SKEW_TICKS)]
+               "--skew-ticks", str(MM_SKEW_TICKS), "--depth", depth, "--roi-lb", str(roi[0]), "--roi-ub", str(roi[1])]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-1500:]}"}
@@ -184,6 +198,10 @@ def main() -> None:
         events_npz = work / "events.npz"
         hd.save_market_events(events, events_npz)
         hbt_npy = work / "hbt_events.npy"
+        # ROIVectorMarketDepthBacktest keeps prices within half to one and a half times the median price.
+        median = float(np.median(events.deltas["price"][: min(len(events.deltas), 1_000_000)]))
+        roi = (round(0.5 * median, 1), round(1.5 * median, 1))
+        report["events"]["hftbacktest_roi"] = list(roi)
         if python is not None:
             t0 = time.perf_counter()
             data = hd.to_hbt_events(events)
@@ -202,11 +220,16 @@ def main() -> None:
                            "--repeats", str(args.repeats)])
             entry: dict = {"genesis": _rates(g, n_events)}
             if python is not None:
-                h = run_hbt(python, hbt_npy, strategy, args.repeats, work)
-                entry["hftbacktest"] = _rates(h, n_events)
-                gr, hr = entry["genesis"].get("events_per_s"), entry["hftbacktest"].get("events_per_s")
-                if gr and hr:
-                    entry["ratio"] = round(gr / hr, 3)
+                gr = entry["genesis"].get("events_per_s")
+                rates = []
+                for depth in HBT_DEPTHS:
+                    h = _rates(run_hbt(python, hbt_npy, strategy, args.repeats, work, depth, roi), n_events)
+                    entry[f"hftbacktest_{depth}"] = h
+                    if gr and h.get("events_per_s"):
+                        entry[f"ratio_vs_{depth}"] = round(gr / h["events_per_s"], 3)
+                        rates.append(h["events_per_s"])
+                if gr and rates:
+                    entry["ratio"] = round(gr / max(rates), 3)  # against hftbacktest's faster depth
             results[strategy] = entry
     report["results"] = results
     report["aim"] = "genesis events/s >= 1.5x hftbacktest's on both strategies"

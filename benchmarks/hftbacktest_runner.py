@@ -42,6 +42,7 @@ from numba import njit
 import hftbacktest as hbt_mod
 from hftbacktest import (
     CANCELED, FILLED, GTC, GTX, LIMIT, MARKET, NEW, NONE, BacktestAsset, HashMapMarketDepthBacktest,
+    ROIVectorMarketDepthBacktest,
 )
 from hftbacktest.order import PARTIALLY_FILLED
 
@@ -80,6 +81,9 @@ def make_backtest(data: np.ndarray, args: argparse.Namespace):
         asset = asset.risk_adverse_queue_model()
     else:
         asset = asset.power_prob_queue_model(float(args.queue_power))
+    if args.depth == "roivec":
+        # A price vector over [roi_lb, roi_ub]; levels outside it are not kept.
+        return ROIVectorMarketDepthBacktest([asset.roi_lb(args.roi_lb).roi_ub(args.roi_ub)])
     return HashMapMarketDepthBacktest([asset])
 
 
@@ -233,6 +237,15 @@ def state_of(hbt) -> dict:
 
 
 def peak_rss_mib() -> float:
+    """This process's peak resident memory (MiB): VmHWM, which starts afresh at exec (ru_maxrss
+    would carry the parent's peak into a child)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
@@ -242,7 +255,7 @@ def run(args: argparse.Namespace) -> dict:
     if data.dtype != EXPECTED_EVENT_DTYPE:
         sys.exit(f"{args.events}: dtype {data.dtype}, expected hftbacktest's event dtype")
     data = np.ascontiguousarray(data)
-    out: dict = {"hftbacktest": hbt_mod.__version__, "numpy": np.__version__, "rows": len(data)}
+    out: dict = {"hftbacktest": hbt_mod.__version__, "numpy": np.__version__, "rows": len(data), "depth": args.depth}
     if args.mode == "taker":
         hbt = make_backtest(data, args)
         fills = np.zeros((args.orders + 1, len(FILL_FIELDS)), np.float64)
@@ -285,6 +298,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--taker-fee-bps", type=float, default=0.0)
     p.add_argument("--tick-size", type=float, required=True)
     p.add_argument("--lot-size", type=float, required=True)
+    p.add_argument("--depth", choices=("hashmap", "roivec"), default="hashmap",
+                   help="HashMapMarketDepthBacktest (any price) or ROIVectorMarketDepthBacktest (a price range)")
+    p.add_argument("--roi-lb", type=float, default=0.0, help="roivec: lowest price kept")
+    p.add_argument("--roi-ub", type=float, default=0.0, help="roivec: highest price kept")
     p.add_argument("--queue", choices=("risk_adverse", "power_prob"), default="risk_adverse")
     p.add_argument("--queue-power", type=float, default=3.0)
     p.add_argument("--start-ts", type=int, default=0, help="taker: local time of the first order (ns)")
