@@ -50,9 +50,9 @@ buffer fills up mid-chunk the kernel returns, Python grows the buffer and calls 
 
 Strategies are cached njit functions that loop ``while next_event(E, rows) != EV_END`` and act
 through this module's njit API (:func:`submit`, :func:`cancel`, :func:`best_bid`, ...); see
-:mod:`genesis.strategy`. Numba caches a function by its own file only: after editing this
-module, delete ``genesis/strategy/__pycache__`` (a cached strategy kernel holds the engine code it
-was compiled with).
+:mod:`genesis.strategy`. Numba caches a function by its own file only: importing
+:mod:`genesis.strategy` deletes its cached kernels when this file has changed (a cached kernel holds
+the engine code it was compiled with); a strategy kept elsewhere needs its ``__pycache__`` cleared.
 """
 
 from __future__ import annotations
@@ -168,8 +168,9 @@ resting at the venue (the first ist[I_N_OPEN]), so that market rows visit only t
 lat_e/lat_r: empirical latency samples (ns) for entry and response.
 """
 
-# The largest price ladder (ticks); levels further from the book than that are ignored (counted).
-MAX_LADDER = 1 << 20
+# The largest price ladder (ticks; 2^18 is +-21% around BTCUSDT at a 0.1 tick): levels further from the
+# book than that are ignored (counted in the result's meta as levels_ignored); they are never traded.
+MAX_LADDER = 1 << 18
 _NO_LEVEL = -1
 
 
@@ -1242,6 +1243,9 @@ def _grow_state(E: EngineState) -> EngineState:
     what, need = divmod(int(E.ist[I_NEED]), 1_000_000_000_000)
     E.ist[I_STATUS] = ST_DONE
     if what == 1:
+        if E.bk.shape[1] >= MAX_LADDER:
+            raise RuntimeError("the engine asked for a ladder larger than MAX_LADDER: a strategy kernel was cached "
+                               "against another version of genesis/backtest/engine.py; delete its __pycache__")
         return E._replace(**_grown_ladders(E, need, int(E.ist[I_NEED_TICK])))
     if what == 2:
         # Responses: compact to the front first (the kernel's indices are absolute).
@@ -1358,7 +1362,7 @@ class Backtester:
         if not len(rows):
             return
         if self.tick_size is None:
-            self._set_tick(*infer_tick(rows["price"][:200_000]))
+            self._set_tick(*infer_tick(rows["price"][:20_000]))
         began = time.perf_counter()
         E = self.E
         E.ist[I_CURSOR] = 0

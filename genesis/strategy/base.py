@@ -27,6 +27,31 @@ import numpy as np
 from genesis.backtest import engine as bt
 
 
+def _drop_stale_kernels() -> None:
+    """Numba keys a cached function by its own file only, and a strategy kernel's cache holds the
+    engine code it was compiled with: when ``genesis/backtest/engine.py`` (or this file) changes,
+    the cached kernels of this package are deleted so that they compile again against it."""
+    import hashlib
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    cache = here / "__pycache__"
+    digest = hashlib.sha1(Path(bt.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    stamp = cache / "engine.stamp"
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        cache.mkdir(exist_ok=True)
+        for f in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
+            f.unlink(missing_ok=True)
+        stamp.write_text(digest)
+    except OSError:  # a read-only install: Numba then caches elsewhere or not at all
+        pass
+
+
+_drop_stale_kernels()
+
+
 @dataclass(frozen=True)
 class Strategy:
     """A registered strategy: its kernel, parameters (name, default) and state size.
