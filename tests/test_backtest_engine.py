@@ -262,3 +262,18 @@ def test_store_chunks_replay_like_one_piece(store_url):
         for k in range(-50, 51):
             px = round(best(ref.E) + 0.1 * k, 1)
             assert bt._venue_level(mine.E, side, px) == bt._venue_level(ref.E, side, px)
+
+
+def test_far_stale_levels_do_not_push_the_touch_out_of_the_ladder():
+    # A stale bid at 1.0 comes first; the real book is 600,000 ticks away (beyond MAX_LADDER).
+    tape = (Tape().book(1000, 1000, {1.0: 1.0, 60000.0: 5.0, 59999.9: 2.0}, {60000.1: 5.0, 999999.0: 1.0})
+            .level(2000, 2000, 1, 60000.0, 4.0))
+    res = run_backtest("scripted", {}, tape.rows(end=None), inputs=script((1500, 1, 0.0, 1.0, bt.MARKET, bt.IOC)),
+                       tick_size=0.1, ladder_ticks=16, equity_interval_ns=0)
+    assert res.fills["price"].tolist() == [60000.1] and res.fills["qty"].tolist() == [1.0]
+    assert res.meta["levels_ignored"] >= 2  # the bid at 1.0 and the ask at 999999.0, on both clocks
+    b = Backtester("noop", tick_size=0.1, ladder_ticks=16)
+    b.process(tape.rows(end=None))
+    assert (bt.best_bid(b.E), bt.best_ask(b.E), bt.best_bid_qty(b.E)) == (60000.0, 60000.1, 4.0)
+    assert bt.bid_level(b.E, 1) == (59999.9, 2.0)
+    assert b.E.bk.shape[1] == bt.MAX_LADDER

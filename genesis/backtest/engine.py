@@ -257,8 +257,9 @@ def _clear_side(bk, b, ist):
 
 @nb.njit(cache=True, inline="always")
 def _locate(bk, b, ist, ti):
-    """Element of tick ``ti`` in ladder ``b``: >= 0; -1 when the ladders must grow; -2 when ``ti`` is
-    beyond MAX_LADDER (the level is ignored). An empty ladder is re-centred on ``ti`` for free."""
+    """Element of tick ``ti`` in ladder ``b``: >= 0; -1 when the ladders must grow (or, at MAX_LADDER,
+    move to a new best); -2 when ``ti`` is a worse price beyond MAX_LADDER (the level is ignored). An
+    empty ladder is re-centred on ``ti`` for free."""
     base_i = I_XB_BASE + 3 * b
     i = ti - ist[base_i]
     size = bk.shape[1]
@@ -267,7 +268,11 @@ def _locate(bk, b, ist, ti):
     if ist[I_XB_N + 3 * b] == 0:
         ist[base_i] = ti - size // 2
         return size // 2
-    return -1 if size < MAX_LADDER else -2
+    if size < MAX_LADDER:
+        return -1
+    # At full size the window follows the best: a better price moves it; a worse one that far is ignored.
+    best = ist[base_i] + ist[I_XB_BEST + 3 * b]
+    return -1 if (ti > best if b % 2 == 0 else ti < best) else -2
 
 
 @nb.njit(cache=True)
@@ -1206,30 +1211,47 @@ def _new_state(max_orders: int, ladder: int, latency: Latency, queue: QueueModel
 
 
 def _grown_ladders(E: EngineState, which: int, ti: int) -> dict[str, np.ndarray]:
-    """Larger ladders (all four: one array), ladder ``which`` reaching tick ``ti`` (up to MAX_LADDER ticks);
-    each keeps its levels, re-centred on them."""
+    """Larger ladders (all four: one array) in which ladder ``which`` reaches tick ``ti``.
+
+    Each ladder keeps its levels, re-centred on them, while they fit in MAX_LADDER ticks. When
+    they do not, the window follows the side's best (``ti`` when it is a better price): it spans
+    from 7/8 of the window below the best bid (above the best ask) to 1/8 beyond it, and levels
+    outside are dropped (counted in levels_ignored) - stale far levels must not push the touch out.
+    """
     old = E.bk
-    size = old.shape[1] * 2
-    spans = []
+    size = min(old.shape[1] * 2, MAX_LADDER)
+    info = []
     for b in range(4):
         base = int(E.ist[I_XB_BASE + 3 * b])
         held = np.flatnonzero(old[b] > 0)
         lo, hi = (base + int(held[0]), base + int(held[-1])) if len(held) else (ti, ti)
         if b == which:
             lo, hi = min(lo, ti), max(hi, ti)
-        spans.append((held, base, lo, hi))
-    while size < 2 * max(hi - lo + 1 for _, _, lo, hi in spans) and size < MAX_LADDER:
+        info.append((held, base, lo, hi))
+    while size < MAX_LADDER and size < 2 * max(hi - lo + 1 for _, _, lo, hi in info):
         size *= 2
-    size = min(size, MAX_LADDER)
     out = np.zeros((4, size))
-    for b, (held, base, lo, hi) in enumerate(spans):
-        if len(held) and hi - lo + 1 > size:  # ti is too far: keep the book, the level will be ignored
-            lo, hi = base + int(held[0]), base + int(held[-1])
-        new_base = (lo + hi) // 2 - size // 2
-        out[b, held + base - new_base] = old[b, held]
+    for b, (held, base, lo, hi) in enumerate(info):
+        bid = b % 2 == 0
+        if hi - lo + 1 <= size:
+            new_base = (lo + hi) // 2 - size // 2
+        else:
+            best = base + int(E.ist[I_XB_BEST + 3 * b]) if E.ist[I_XB_BEST + 3 * b] != _NO_LEVEL else ti
+            if b == which:
+                best = max(best, ti) if bid else min(best, ti)
+            new_base = best - size + size // 8 if bid else best - size // 8
+        ticks = held + base
+        inside = (ticks >= new_base) & (ticks < new_base + size)
+        out[b, ticks[inside] - new_base] = old[b, held[inside]]
+        dropped = int(np.count_nonzero(~inside))
         E.ist[I_XB_BASE + 3 * b] = new_base
-        if E.ist[I_XB_BEST + 3 * b] != _NO_LEVEL:
-            E.ist[I_XB_BEST + 3 * b] += base - new_base
+        E.ist[I_XB_N + 3 * b] = int(np.count_nonzero(inside))
+        E.ist[I_N_IGNORED] += dropped
+        kept = np.flatnonzero(out[b] > 0)
+        E.ist[I_XB_BEST + 3 * b] = (kept[-1] if bid else kept[0]) if len(kept) else _NO_LEVEL
+    if size == old.shape[1] and int(E.ist[I_XB_BASE + 3 * which]) == info[which][1]:
+        raise RuntimeError("the engine asked to grow a price ladder that cannot change: a strategy kernel cached "
+                           "against another version of genesis/backtest/engine.py? delete its __pycache__")
     return {"bk": out}
 
 
@@ -1243,9 +1265,6 @@ def _grow_state(E: EngineState) -> EngineState:
     what, need = divmod(int(E.ist[I_NEED]), 1_000_000_000_000)
     E.ist[I_STATUS] = ST_DONE
     if what == 1:
-        if E.bk.shape[1] >= MAX_LADDER:
-            raise RuntimeError("the engine asked for a ladder larger than MAX_LADDER: a strategy kernel was cached "
-                               "against another version of genesis/backtest/engine.py; delete its __pycache__")
         return E._replace(**_grown_ladders(E, need, int(E.ist[I_NEED_TICK])))
     if what == 2:
         # Responses: compact to the front first (the kernel's indices are absolute).
