@@ -33,6 +33,13 @@ Matching, at the venue:
   are not in the replayed book, and two of our orders at one price each see the data's queue.
 * Fees in bps of notional, maker and taker; negative is a rebate.
 
+Books: both (the venue's and ours) are price ladders, a quantity per tick (O(1) level updates;
+the best kept as levels come and go). The tick is given (``tick_size``) or inferred from the
+first chunk's prices; prices are rebuilt as ``tick_index * num / den`` (the double nearest the
+decimal price the feed sent) and order prices are rounded to the nearest tick. A ladder grows
+with the prices it holds, up to MAX_LADDER ticks, then follows the best: levels further away
+(stale quotes far from the market) are ignored and counted (``meta['levels_ignored']``).
+
 Account, at the venue: position, average entry price, realized PnL by the average-cost
 method, cumulative fees and turnover; the strategy's view of its position changes when the
 fill's response arrives. Equity is sampled every ``equity_interval_ns`` of the local clock,
