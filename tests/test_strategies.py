@@ -166,3 +166,21 @@ def test_paper_trading_batches_give_the_backtest_fills(sample_rows):
     assert len(whole.fills) > 0
     assert np.array_equal(whole.fills, live.result().fills)
     assert np.array_equal(whole.equity["equity"], live.result().equity["equity"])
+
+
+def test_stop_cancels_entry_quotes_and_keeps_exits():
+    """Paper trading's stop: EXITS_ONLY with cancel_entries; the market maker may only sell its long."""
+    params = {"qty": 1.0, "max_position": 2.0, "tick": 0.1, "skew_ticks": 1.0}
+    b = Backtester("market_maker", params, equity_interval_ns=0, tick_size=0.1)
+    b.process((Tape().book(1000, 1000, {100.0: 5.0}, {101.0: 5.0}).trade(2000, 2000, 100.0, 6.0, SELL))
+              .rows(end=2500))
+    assert working_orders(b) == [(SELL, 100.9), (BUY, 99.9)]
+    b.set_mode("exits_only", cancel_entries=True, user="alice")
+    b.process(Tape().level(3000, 3000, 1, 99.0, 1.0).rows(end=3500))
+    # everything was cancelled; the ask (an exit: sell 1 of a long 1) is quoted again, the bid is not
+    assert working_orders(b) == [(SELL, 100.9)]
+    assert b.result().meta["rejected_orders"] >= 1
+    b.set_mode("entries_allowed", user="alice")
+    b.process(Tape().level(4000, 4000, 1, 99.0, 2.0).rows(end=4500))
+    assert working_orders(b) == [(SELL, 100.9), (BUY, 99.9)]
+    assert [a["mode"] for a in b.actions] == ["exits_only", "entries_allowed"]
