@@ -180,7 +180,8 @@ def run_genesis(events: MarketEvents, times: np.ndarray, sides: np.ndarray,
     realized = float(f["realized_pnl"][-1]) if len(f) else 0.0
     info = {"own_state": {"realized_pnl": realized, "fees": float(f["fee"].sum()),
                           "position": float(f["position"][-1]) if len(f) else 0.0},
-            "seconds": seconds, "orders_filled": int(len(orders)), "orders_filled_over_levels": int((per_order > 1).sum()),
+            "seconds": seconds, "orders_filled": int(len(orders)),
+            "orders_filled_over_levels": int((per_order > 1).sum()),
             "makers": int(f["maker"].sum()), "fills_after_schedule_dropped": int((~keep).sum())}
     return out, info
 
@@ -290,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     pnl = [report[k]["net_pnl"] for k in ("hftbacktest", "genesis", "reference") if "net_pnl" in report.get(k, {})]
     report["max_net_pnl_diff"] = float(max(pnl) - min(pnl)) if pnl else None
     ok = ok and all(c["ok"] for c in checks) and report["max_net_pnl_diff"] <= 1e-6
+    # The shared assumption: every Genesis order filled as a taker within the best level.
+    ok = ok and genesis_info.get("orders_filled_over_levels", 0) == 0 and genesis_info.get("makers", 0) == 0
     report["ok"] = bool(ok)
     print(json.dumps(report, indent=2))
     return 0 if ok else 1
