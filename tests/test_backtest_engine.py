@@ -277,3 +277,28 @@ def test_far_stale_levels_do_not_push_the_touch_out_of_the_ladder():
     assert (bt.best_bid(b.E), bt.best_ask(b.E), bt.best_bid_qty(b.E)) == (60000.0, 60000.1, 4.0)
     assert bt.bid_level(b.E, 1) == (59999.9, 2.0)
     assert b.E.bk.shape[1] == bt.MAX_LADDER
+
+
+def test_live_rows_continue_one_another():
+    from genesis.backtest.events import LiveRows
+
+    events = capture_events(capture_path(SAMPLE))
+    d, t = events.deltas, events.trades
+    offset = feed_latency_offset(d, t)
+    # Batches as received: by local_ts, every ~200 ms; venue times of a batch may precede the previous one's.
+    first = min(int(d["local_ts"].min()), int(t["local_ts"].min()))
+    last = max(int(d["local_ts"].max()), int(t["local_ts"].max()))
+    edges = np.arange(first, last + 200_000_000, 200_000_000)
+    live = LiveRows(offset)
+    b = Backtester("market_maker", {"qty": 0.002}, latency=Latency.constant(1_000_000))
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        dm = (d["local_ts"] >= lo) & (d["local_ts"] < hi)
+        tm = (t["local_ts"] >= lo) & (t["local_ts"] < hi)
+        b.process(live.add(d[dm], t[tm]))  # raises if a batch went back in time
+    assert b.events == 2 * (len(d) + len(t) + 1)  # every message replayed once on each clock (one snapshot)
+    assert len(b.result().fills) > 0
+    assert live.clamped > 0  # venue rows received after rows already replayed were moved, and counted
+    # One batch holding everything moves nothing: the backtest's rows.
+    whole = LiveRows(offset)
+    rows = whole.add(d, t)
+    assert whole.clamped == 0 and same_records(rows, replay_rows(d, t, local_offset_ns=offset))

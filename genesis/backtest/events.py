@@ -407,8 +407,44 @@ def chunked_rows(pieces: Iterable[tuple[np.ndarray, np.ndarray]], *, local_offse
         yield carry
 
 
+class LiveRows:
+    """Replay rows for live batches (paper trading): each batch continues the rows already given.
+
+    A live batch holds the messages received since the last one. Its venue rows (exch_ts) may
+    lie before rows already replayed (the venue stamped them before we received them, and a
+    replay cannot go back): such rows are moved to the last replayed time, and counted in
+    ``clamped``. When every batch's rows come after the previous batch's, nothing is moved and
+    the rows are those of a backtest (to replay a recording exactly, use :func:`chunked_rows`,
+    which holds each piece back until the next one is read).
+
+    local_offset_ns: added to every local_ts (as :func:`replay_rows`).
+    """
+
+    def __init__(self, local_offset_ns: int = 0) -> None:
+        self.local_offset_ns = int(local_offset_ns)
+        self.last = np.iinfo(np.int64).min
+        self.clamped = 0
+
+    def add(self, deltas: np.ndarray, trades: np.ndarray) -> np.ndarray:
+        rows = replay_rows(deltas, trades, local_offset_ns=self.local_offset_ns)
+        if not len(rows):
+            return rows
+        exch = (rows["kind"] & FLAG_EXCH) != 0
+        early_exch = exch & (rows["exch_ts"] < self.last)
+        early_local = ~exch & (rows["local_ts"] < self.last)
+        n_early = int(np.count_nonzero(early_exch | early_local))
+        if n_early:
+            rows["exch_ts"][early_exch] = self.last
+            rows["local_ts"][early_local] = self.last
+            self.clamped += n_early
+            t = row_time(rows)
+            rows = rows[np.lexsort((np.arange(len(rows)), ~exch, t))]  # venue rows first at equal times
+        self.last = int(row_time(rows[-1:])[0])
+        return rows
+
+
 __all__ = [
     "REPLAY_DTYPE", "DEPTH", "CLEAR", "TRADE", "KIND_MASK", "FLAG_EXCH", "FLAG_LOCAL", "FLAG_LAST", "row_time",
     "check_replay", "feed_latency_offset", "replay_rows", "from_market_events", "capture_events", "from_capture", "split_chunks",
-    "store_chunks", "chunked_rows",
+    "store_chunks", "chunked_rows", "LiveRows",
 ]
