@@ -1502,19 +1502,20 @@ class Backtester:
 def run_backtest(strategy, params: dict[str, Any] | None, events, *, inputs: dict[str, np.ndarray] | None = None,
                  latency: Latency | None = None, queue: QueueModel | None = None, fees: Fees | None = None,
                  equity_interval_ns: int = 1_000_000_000, seed: int = 0, max_orders: int = 256,
-                 **config: Any) -> BacktestResult:
+                 tick_size: float | None = None, ladder_ticks: int = 1 << 16, **config: Any) -> BacktestResult:
     """Replay ``events`` with ``strategy`` and return its fills and equity.
 
     events: a REPLAY_DTYPE array, a :class:`MarketEvents` (replayed through
     :func:`genesis.backtest.events.from_market_events`), or an iterable of REPLAY_DTYPE chunks
-    (e.g. :func:`genesis.backtest.events.store_chunks`). ``config`` (symbol, start, end, ...)
-    is recorded in the result's config.
+    (e.g. :func:`genesis.backtest.events.store_chunks`). The other arguments are
+    :class:`Backtester`'s; ``config`` (symbol, start, end, ...) is recorded in the result's config.
     """
     from genesis.backtest.events import from_market_events
     from genesis.feeds.events import MarketEvents
 
     bt = Backtester(strategy, params, inputs=inputs, latency=latency, queue=queue, fees=fees,
-                    equity_interval_ns=equity_interval_ns, seed=seed, max_orders=max_orders)
+                    equity_interval_ns=equity_interval_ns, seed=seed, max_orders=max_orders, tick_size=tick_size,
+                    ladder_ticks=ladder_ticks)
     if isinstance(events, MarketEvents):
         config.setdefault("symbol", events.symbol)
         events = from_market_events(events)
