@@ -132,11 +132,15 @@ test: setup ## tests/, then the notebooks under nbval; each with its own throwaw
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "make test: all passed"
 
-bench: setup ## every benchmarks/bench_*.py (one JSON document each, on stdout)
+# hftbacktest (the backtester's peer) lives in its own benchmark-only venv, .venv-hftbacktest:
+# it is never a project dependency. Without it the backtest benchmark reports Genesis alone.
+bench: setup ## every benchmarks/bench_*.py (one JSON document each, on stdout), then the hftbacktest fill check
+	@PYTHON=$(PYTHON) benchmarks/setup_hftbacktest.sh >/dev/null || \
+		echo "make bench: no hftbacktest environment; bench_backtest.py reports Genesis alone" >&2
 	@bench_home="$$(mktemp -d "$${TMPDIR:-/tmp}/genesis-bench.XXXXXX")"; \
 	trap 'rm -rf "$$bench_home"' EXIT; \
 	failed=""; \
-	for script in benchmarks/bench_*.py; do \
+	for script in benchmarks/bench_*.py benchmarks/hftbacktest_compare.py; do \
 		echo "== $$script" >&2; \
 		env -u GENESIS_CLICKHOUSE_URL GENESIS_HOME="$$bench_home" $(VENV_PATH) \
 			$(BIN)/python "$$script" || failed="$$failed $$script"; \
@@ -144,5 +148,5 @@ bench: setup ## every benchmarks/bench_*.py (one JSON document each, on stdout)
 	if [ -n "$$failed" ]; then echo "make bench: FAILED:$$failed" >&2; exit 1; fi
 
 clean: ## remove the venv and caches; GENESIS_HOME (the user's store) is left alone
-	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .venv-hftbacktest .pytest_cache .hypothesis build dist *.egg-info
 	find . -path ./.git -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -prune -exec rm -rf {} +
