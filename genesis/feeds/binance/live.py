@@ -44,7 +44,7 @@ from genesis.book.l2 import GAP_EXPECTED, GAP_RECEIVED, LIVE, OUT_APPLIED, OUT_S
 from genesis.feeds.binance import scan
 from genesis.feeds.binance.messages import BadMessage, parse_message
 from genesis.feeds.binance.venues import Venue, is_loopback, venue as resolve_venue
-from genesis.feeds.events import QUOTE_DTYPE, TRADE_DTYPE
+from genesis.feeds.events import DELTA_DTYPE, QUOTE_DTYPE, TRADE_DTYPE
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,12 @@ class FeedListener:
     def on_trade(self, symbol: str, trade: np.void) -> None: ...  # one TRADE_DTYPE row
 
     def on_quote(self, symbol: str, quote: np.void) -> None: ...  # one QUOTE_DTYPE row
+
+    def on_depth(self, symbol: str, deltas: np.ndarray) -> None:
+        """One depth message or REST snapshot the client APPLIED to its book, in the order
+        applied: (k,) DELTA_DTYPE rows (absolute quantities; a snapshot's rows all have
+        ``is_snapshot``; ``seq`` is the message's final update id, exch_ts <= 0 when the venue
+        gave none). Called before the tops of the same batch; only when overridden."""
 
     def on_message(self, symbol: str, local_ts: int, raw: bytes, is_snapshot: bool) -> None:
         """Every valid message and REST snapshot exactly as received (bytes of the JSON)."""
@@ -227,6 +233,20 @@ def _depth_arrays(messages: list[_Parsed]) -> tuple[np.ndarray, ...]:
         qty = np.concatenate([m.qty for m in messages])
     return (is_snapshot, ints[:, scan.I_FIRST], ints[:, scan.I_LAST], ints[:, scan.I_PREV], starts, counts,
             side, price, qty)
+
+
+def _delta_rows(message: _Parsed) -> np.ndarray:
+    """The DELTA_DTYPE rows of one parsed depth event or snapshot."""
+    ints = message.ints
+    rows = np.empty(len(message.side), DELTA_DTYPE)
+    rows["exch_ts"] = ints[scan.I_EXCH]
+    rows["local_ts"] = ints[scan.I_LOCAL]
+    rows["seq"] = ints[scan.I_LAST]
+    rows["side"] = message.side
+    rows["price"] = message.price
+    rows["qty"] = message.qty
+    rows["is_snapshot"] = message.kind == scan.KIND_SNAPSHOT
+    return rows
 
 
 class BinanceClient:
@@ -482,6 +502,9 @@ class BinanceClient:
             feed.syncing = asyncio.get_running_loop().create_task(self._synchronise(feed))
 
     def _emit(self, feed: _SymbolFeed, messages: list[_Parsed], result) -> None:
+        if type(self.listener).on_depth is not FeedListener.on_depth:  # rows are built only for a listener
+            for message_index in result.applied:
+                self.listener.on_depth(feed.namespaced, _delta_rows(messages[int(message_index)]))
         for row, message_index in enumerate(result.top_msg):
             ints = messages[int(message_index)].ints
             self.listener.on_book(BookTop(
