@@ -57,7 +57,7 @@ class SimConfig:
     feed_latency_ns: int = 2_000_000
     feed_jitter_ns: int = 500_000
     n_traders: int = 500  # background owners are 1000 .. 1000 + n_traders - 1
-    flow_bias: float = 0.0  # planted signal: P(buy) = 0.5 +/- flow_bias in a buy/sell flow regime (0: off)
+    flow_bias: float = 0.0  # planted signal: P(buy) = 0.5 + flow_bias * regime, regime in {+1, 0, -1} (0: off)
     flow_persistence_s: float = 30.0  # mean duration of a flow regime, seconds
 
     def __post_init__(self) -> None:

@@ -16,9 +16,11 @@ waiting time after a scripted action is exact by memorylessness):
   a marketable order up to its price, the rest rests;
 * market orders arrive at ``market_rate``, buy or sell with equal odds, and walk the other
   side in price-time priority: one EV_EXECUTE per resting order hit. With ``flow_bias`` > 0
-  a latent regime (buy or sell pressure, switching after exponential times of mean
-  ``flow_persistence_s``) makes buys ``0.5 + flow_bias`` likely in a buy regime: a planted,
-  persistent order-flow signal (through impact, future mid moves follow it);
+  a latent regime (buy pressure, none or sell pressure; after an exponential time of mean
+  ``flow_persistence_s`` it moves to one of the other two, equally likely) makes buys
+  ``0.5 + flow_bias`` likely in a buy regime, ``0.5 - flow_bias`` in a sell regime, even odds
+  in between: a planted, persistent order-flow signal (through impact, future mid moves
+  follow it; the regime without pressure is what a "stationary" label can recognise);
 * each resting background order is cancelled at ``cancel_rate`` per second (a random one of
   the live background orders), partially (EV_CANCEL of half its size) with probability
   ``partial_cancel_share``, else fully (EV_DELETE);
@@ -474,7 +476,7 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
     st[S_NEXT_ID] = 1
     st[S_T] = ip[I_T0]
     fst[0] = fp[P_REF0]  # float state: the reference price (ticks)
-    fst[1] = 1.0  # the latent order-flow regime (+1 buy pressure, -1 sell), used when P_FLOW_BIAS > 0
+    fst[1] = 1.0  # the latent order-flow regime (+1 buy pressure, 0 none, -1 sell), used when P_FLOW_BIAS > 0
     flow_bias = fp[P_FLOW_BIAS]
     flow_switch = fp[P_FLOW_SWITCH]  # regime switches per ns
     bk = (o, lv, st, bg, free, ev, ice_ids, fp, ip, fst)
@@ -520,7 +522,10 @@ def simulate_kernel(fp, ip, act_ts, act_kind, act_side, act_offset, act_lots, ac
         if new_t > t and vol > 0.0:
             fst[0] += vol * math.sqrt(new_t - t) * sqrt_ns * np.random.standard_normal()
         if flow_bias > 0.0 and new_t > t and np.random.random() < 1.0 - math.exp(-flow_switch * (new_t - t)):
-            fst[1] = -fst[1]  # (draws only when the signal is on: runs without it are unchanged)
+            # To one of the two other regimes, equally likely (draws only when the signal is
+            # on: runs without it are unchanged).
+            step = 1.0 if np.random.random() < 0.5 else 2.0
+            fst[1] = (fst[1] + 1.0 + step) % 3.0 - 1.0
         t = new_t
         st[S_T] = t
         if scripted:
