@@ -3,7 +3,7 @@
 A :class:`PaperTrader` is a :class:`~genesis.feeds.binance.live.FeedListener`. The client gives
 it every depth message (and REST snapshot) it APPLIES to its book (``on_depth``) and every
 trade (``on_trade``); the trader buffers them and feeds them in batches, as replay rows
-(:class:`genesis.backtest.events.LiveRows`), to ONE :class:`~genesis.backtest.engine.Backtester`.
+(:class:`HeldRows`), to ONE :class:`~genesis.backtest.engine.Backtester`.
 So the fills are the backtest's: same kernel, same latency, queue and fee models, simulated
 against the live book (the venue's book as the client rebuilt it).
 
@@ -13,8 +13,13 @@ timer so that a quiet market is not held back). The replay kernel takes ~1 us pe
 2,048-row batch costs ~2 ms of the client's loop; 50 ms batches keep the strategy's view at
 most that far behind the feed while the per-batch Python overhead (~100 us: building replay
 rows) stays below 1% of the loop. The simulated timeline does not depend on the batching
-except at batch edges, where a venue row stamped before rows already replayed is moved to the
-replay's time (``LiveRows``; counted in ``status()['clamped']``).
+because rows are held back ``hold_ns`` of replay time (default 0.5 s) before they are replayed:
+the venue's depth and trade streams reach us slightly out of order, and a batch's local rows
+replayed at once would put the next batch's earlier venue rows in the past (what
+:class:`~genesis.backtest.events.LiveRows` then does: move them to the replay's time). With the
+hold, a session replays exactly like a backtest of the stream it received; a row later than the
+hold is still moved and counted (``status()['clamped']``). The cost: the simulation (and
+``status()``) runs ``hold_ns`` of market time behind the feed; fills are unaffected.
 
 Clocks. Replay time needs both clocks of every event (see :mod:`genesis.backtest.events`):
 
@@ -52,12 +57,62 @@ import numpy as np
 
 from genesis.backtest.engine import (F_AVG, F_FEES, F_LAST_MID, F_POS, F_REAL, F_TURN, I_N_FILLS, I_N_REJECTS,
                                      I_NEXT_ID, Backtester, Fees, Latency, QueueModel, mid)
-from genesis.backtest.events import LiveRows, feed_latency_offset
+from genesis.backtest.events import FLAG_EXCH, FLAG_LOCAL, REPLAY_DTYPE, feed_latency_offset, replay_rows, row_time
 from genesis.backtest.result import BacktestResult
 from genesis.feeds.binance.live import FeedListener
 from genesis.feeds.events import DELTA_DTYPE, TRADE_DTYPE, MarketEvents
 
 CLOCKS = ("local", "exchange")
+
+
+class HeldRows:
+    """Live batches as replay rows that a backtest of the whole stream would replay identically.
+
+    Each batch's rows (:func:`replay_rows`, ``local_offset_ns`` added to local_ts) are merged with
+    the rows held back from earlier batches, and only the rows earlier than ``hold_ns`` before the
+    new batch's first row are released: the venue's streams (depth, trades) reach us slightly out
+    of order, and a local row released too early would let a later batch's venue rows land
+    "in the past". A row that still comes earlier than rows already released is moved to the last
+    released time and counted in ``clamped`` (as :class:`~genesis.backtest.events.LiveRows` does
+    for every batch edge, which is what holding back avoids). :meth:`drain` releases the rest.
+    """
+
+    def __init__(self, local_offset_ns: int = 0, hold_ns: int = 0) -> None:
+        self.local_offset_ns = int(local_offset_ns)
+        self.hold_ns = int(hold_ns)
+        self.carry = np.empty(0, REPLAY_DTYPE)
+        self.released_until = np.iinfo(np.int64).min
+        self.clamped = 0
+
+    def add(self, deltas: np.ndarray, trades: np.ndarray) -> np.ndarray:
+        rows = replay_rows(deltas, trades, local_offset_ns=self.local_offset_ns)
+        if not len(rows):
+            return rows
+        venue = (rows["kind"] & FLAG_EXCH) != 0
+        early_venue = venue & (rows["exch_ts"] < self.released_until)
+        early_local = ~venue & (rows["local_ts"] < self.released_until)
+        if early_venue.any() or early_local.any():
+            rows["exch_ts"][early_venue] = self.released_until
+            rows["local_ts"][early_local] = self.released_until
+            self.clamped += int(np.count_nonzero(early_venue | early_local))
+        t_new = row_time(rows)
+        merged = np.concatenate((self.carry, rows))
+        t = row_time(merged)
+        is_local = (merged["kind"] & FLAG_LOCAL) != 0
+        order = np.lexsort((np.arange(len(merged)), is_local, t))  # venue rows first at equal times
+        merged, t = merged[order], t[order]
+        cut = int(np.searchsorted(t, int(t_new.min()) - self.hold_ns, side="left"))
+        return self._release(merged, t, cut)
+
+    def drain(self) -> np.ndarray:
+        """Release every held row (the end of a session)."""
+        return self._release(self.carry, row_time(self.carry), len(self.carry))
+
+    def _release(self, merged: np.ndarray, t: np.ndarray, cut: int) -> np.ndarray:
+        if cut:
+            self.released_until = max(self.released_until, int(t[cut - 1]))
+        self.carry = merged[cut:]
+        return merged[:cut]
 
 
 class PaperTrader(FeedListener):
@@ -78,14 +133,15 @@ class PaperTrader(FeedListener):
                  equity_interval_ns: int = 1_000_000_000, seed: int = 0, max_orders: int = 256,
                  tick_size: float | None = None, inputs: dict[str, np.ndarray] | None = None,
                  clock: str = "local", min_feed_latency_ns: int = 0, feed_latency_ns: int = 0,
-                 batch_rows: int = 2048, batch_interval_s: float = 0.05, started: bool = False,
+                 batch_rows: int = 2048, batch_interval_s: float = 0.05, hold_ns: int = 500_000_000,
+                 started: bool = False,
                  user: str = "system", record: bool = False) -> None:
         if clock not in CLOCKS:
             raise ValueError(f"clock={clock!r}: expected one of {CLOCKS}")
         if int(batch_rows) < 1 or batch_interval_s < 0:
             raise ValueError(f"batch_rows={batch_rows} must be >= 1 and batch_interval_s={batch_interval_s} >= 0")
-        if int(feed_latency_ns) < 0 or int(min_feed_latency_ns) < 0:
-            raise ValueError("feed_latency_ns and min_feed_latency_ns must be >= 0")
+        if int(feed_latency_ns) < 0 or int(min_feed_latency_ns) < 0 or int(hold_ns) < 0:
+            raise ValueError("feed_latency_ns, min_feed_latency_ns and hold_ns must be >= 0")
         self.bt = Backtester(strategy, params, inputs=inputs, latency=latency, queue=queue, fees=fees,
                              equity_interval_ns=equity_interval_ns, seed=seed, max_orders=max_orders,
                              tick_size=tick_size)
@@ -95,13 +151,14 @@ class PaperTrader(FeedListener):
         self.feed_latency_ns = int(feed_latency_ns)
         self.batch_rows = int(batch_rows)
         self.batch_interval_s = float(batch_interval_s)
+        self.hold_ns = int(hold_ns)
         self.record = record
         self._lock = threading.RLock()
         self._pending_depth: list[np.ndarray] = []
         self._pending_trades: list[np.void] = []
         self._pending_rows = 0
         self._last_flush = time.monotonic()
-        self._live_rows: LiveRows | None = None  # made on the first batch (its offset needs data)
+        self._held: HeldRows | None = None  # made on the first batch (its offset needs data)
         self._n_messages = 0  # depth messages taken (their replay ``seq``)
         self._last_exch = 0  # the latest venue time of a depth message, in apply order
         self._last_local = 0  # the latest receive time of a depth message, in apply order
@@ -153,11 +210,14 @@ class PaperTrader(FeedListener):
             self.flush()
 
     # -- batches ------------------------------------------------------------------------
-    def flush(self) -> int:
-        """Replay the pending rows now; returns the number of replay rows processed."""
+    def flush(self, final: bool = False) -> int:
+        """Replay the pending rows now (all but the last ``hold_ns`` of replay time, unless
+        ``final``: the end of the session); returns the number of replay rows processed."""
         with self._lock:
             self._last_flush = time.monotonic()
             if not self._pending_rows:
+                if final and self._held is not None:
+                    return self._process(self._held.drain())
                 return 0
             deltas = self._depth_batch()
             trades = np.array(self._pending_trades, TRADE_DTYPE) if self._pending_trades else np.empty(0, TRADE_DTYPE)
@@ -166,18 +226,27 @@ class PaperTrader(FeedListener):
             if self.clock == "exchange":
                 deltas["local_ts"] = deltas["exch_ts"] + self.feed_latency_ns
                 trades["local_ts"] = trades["exch_ts"] + self.feed_latency_ns
-            if self._live_rows is None:
+            if self._held is None:
                 offset = 0 if self.clock == "exchange" else feed_latency_offset(deltas, trades,
                                                                                self.min_feed_latency_ns)
-                self._live_rows = LiveRows(offset)
+                self._held = HeldRows(offset, self.hold_ns)
             if self.record:
                 self._batches.append((deltas, trades))
-            rows = self._live_rows.add(deltas, trades)
-            self.bt.process(rows)
             self.counts["batches"] += 1
-            self.counts["rows"] += len(rows)
             self.counts["trades"] += len(trades)
-            return len(rows)
+            n = self._process(self._held.add(deltas, trades))
+            if final:
+                n += self._process(self._held.drain())
+            return n
+
+    def _process(self, rows: np.ndarray) -> int:
+        self.bt.process(rows)
+        self.counts["rows"] += len(rows)
+        return len(rows)
+
+    def close(self) -> int:
+        """The session's end: replay every row still pending or held back."""
+        return self.flush(final=True)
 
     def _depth_batch(self) -> np.ndarray:
         """The pending depth messages as one DELTA_DTYPE array: seq renumbered (a snapshot and the
@@ -269,7 +338,8 @@ class PaperTrader(FeedListener):
                 "turnover": float(fst[F_TURN]), "last_mid": mark, "fills": int(ist[I_N_FILLS]),
                 "orders_sent": int(ist[I_NEXT_ID]), "rejected_orders": int(ist[I_N_REJECTS]),
                 "replay_ts": self.bt.now, "wall_ts": time.time_ns(), "pending_rows": self._pending_rows,
-                "clamped": self._live_rows.clamped if self._live_rows is not None else 0, **self.counts,
+                "held_rows": len(self._held.carry) if self._held is not None else 0,
+                "clamped": self._held.clamped if self._held is not None else 0, **self.counts,
             }
 
     snapshot = status
@@ -294,7 +364,7 @@ class PaperTrader(FeedListener):
     @property
     def local_offset_ns(self) -> int:
         """ns added to every local_ts (fixed on the first batch)."""
-        return self._live_rows.local_offset_ns if self._live_rows is not None else 0
+        return self._held.local_offset_ns if self._held is not None else 0
 
     def recording(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The batches as given to the replay ((deltas, trades) each, times adjusted, before the
@@ -311,34 +381,40 @@ class PaperTrader(FeedListener):
 
 
 def replay_recording(batches: list[tuple[np.ndarray, np.ndarray]], strategy, params: dict[str, Any] | None = None,
-                     *, local_offset_ns: int = 0, mode_changes: list[tuple[int, str]] | None = None,
-                     **backtester: Any) -> BacktestResult:
-    """A backtest of a paper session's recording: the same batches through :class:`LiveRows`
-    (``local_offset_ns`` as the session's) into a fresh Backtester (``backtester``: its keyword
-    arguments). ``mode_changes``: (batch index, 'entries_allowed'/'exits_only') applied before
-    that batch (a session started at its first batch: ``[(0, 'entries_allowed')]``)."""
+                     *, local_offset_ns: int = 0, hold_ns: int = 500_000_000,
+                     mode_changes: list[tuple[int, str]] | None = None, **backtester: Any) -> BacktestResult:
+    """A backtest of a paper session's recording, batch by batch as the session replayed it: the
+    same batches through :class:`HeldRows` (``local_offset_ns``, ``hold_ns`` as the session's)
+    into a fresh Backtester (``backtester``: its keyword arguments), drained at the end.
+    ``mode_changes``: (batch index, 'entries_allowed'/'exits_only') applied before that batch (a
+    session started before its first batch: ``[(0, 'entries_allowed')]``)."""
     bt = Backtester(strategy, params, **backtester)
     bt.set_mode("exits_only")
     changes = dict(mode_changes or [])
-    live = LiveRows(local_offset_ns)
+    held = HeldRows(local_offset_ns, hold_ns)
     for k, (deltas, trades) in enumerate(batches):
         if k in changes:
             bt.set_mode(changes[k], cancel_entries=changes[k] == "exits_only")
-        bt.process(live.add(deltas, trades))
+        bt.process(held.add(deltas, trades))
+    bt.process(held.drain())
     return bt.result(kind="backtest")
 
 
 def run_paper(trader: PaperTrader, venue: str, symbols: list[str] | None = None, *, seconds: float | None = None,
-              ws_url: str | None = None, rest_url: str | None = None, until=None, **client_kwargs: Any):
+              ws_url: str | None = None, rest_url: str | None = None, until=None,
+              listener: FeedListener | None = None, **client_kwargs: Any):
     """Run ``trader`` on a live :class:`BinanceClient` (blocking, on a new event loop) for ``seconds``
-    or until ``until()`` (a callable polled every 50 ms) is true; pending rows are flushed on a
-    timer and at the end. Returns the client (its metrics, books)."""
+    or until ``until(client)`` (polled every 50 ms) is true; pending rows are flushed on a timer,
+    and everything at the end (:meth:`PaperTrader.close`). ``listener``: the client's listener when
+    it is not the trader alone (one that passes the feed on to the trader and others); ``client_kwargs``
+    go to the client.
+    Returns the client (its metrics, books)."""
     from genesis.feeds.binance.live import BinanceClient
 
     symbols = symbols or ([trader.symbol.split(":", 1)[-1]] if trader.symbol else None)
     if not symbols:
         raise ValueError("run_paper: name the symbols (or give the trader a symbol)")
-    client = BinanceClient(venue, symbols, trader, ws_url=ws_url, rest_url=rest_url, **client_kwargs)
+    client = BinanceClient(venue, symbols, listener or trader, ws_url=ws_url, rest_url=rest_url, **client_kwargs)
 
     async def main() -> None:
         task = asyncio.create_task(client.run())
@@ -349,15 +425,15 @@ def run_paper(trader: PaperTrader, venue: str, symbols: list[str] | None = None,
                 trader.flush()
                 if seconds is not None and time.monotonic() - began >= seconds:
                     break
-                if until is not None and until():
+                if until is not None and until(client):
                     break
         finally:
             client.stop()
             await task
-            trader.flush()
+            trader.close()
 
     asyncio.run(main())
     return client
 
 
-__all__ = ["PaperTrader", "replay_recording", "run_paper", "CLOCKS"]
+__all__ = ["PaperTrader", "HeldRows", "replay_recording", "run_paper", "CLOCKS"]
