@@ -209,7 +209,8 @@ SYMBOL = "binance-usdm:TEST"
 
 
 def book_rows(t: int, bids: dict[float, float], asks: dict[float, float], seq: int) -> np.ndarray:
-    rows = [(t, t, seq, 1, p, q, True) for p, q in bids.items()] + [(t, t, seq, -1, p, q, True) for p, q in asks.items()]
+    rows = [(t, t, seq, 1, p, q, True) for p, q in bids.items()]
+    rows += [(t, t, seq, -1, p, q, True) for p, q in asks.items()]
     return np.array(rows, DELTA_DTYPE)
 
 
@@ -267,7 +268,8 @@ def test_start_stop_reset_semantics_and_recorded_actions():
     assert all(began <= a["wall_ts"] <= ended for a in actions[1:])
     assert [a["replay_ts"] for a in actions[1:]] == [4500, 5500, 9500, 10500]
     res = trader.result()
-    assert res.config["kind"] == "paper" and [a["action"] for a in res.meta["actions"]] == [a["action"] for a in actions]
+    assert res.config["kind"] == "paper"
+    assert [a["action"] for a in res.meta["actions"]] == [a["action"] for a in actions]
 
 
 def test_trades_before_the_first_book_are_dropped_and_other_symbols_ignored():
@@ -310,3 +312,18 @@ def test_bad_arguments_raise_clear_errors():
         PaperTrader("noop", hold_ns=-1)
     with pytest.raises(ValueError, match="symbols"):
         run_paper(PaperTrader("noop"), "spot")
+
+
+def test_a_paper_session_is_stored_like_a_backtest_run(session, store_url):
+    from genesis.backtest.store import list_runs, load_run, save_run
+    from genesis.store import connect
+
+    _, _, traders, _ = session
+    result = traders["market_maker"].result()
+    with connect(store_url) as store:
+        run_id = save_run(store, result, kind="paper")
+        loaded = load_run(store, run_id)
+        runs = list_runs(store, kind="paper")
+    assert run_id in set(runs["run_id"]) and loaded.meta["kind"] == "paper"
+    np.testing.assert_array_equal(loaded.fills, result.fills)
+    assert [a["user"] for a in loaded.meta["actions"]] == ["test", "test"]  # stopped at creation, then started
