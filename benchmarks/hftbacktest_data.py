@@ -68,21 +68,15 @@ def capture_market_events(path: str | Path, symbol: str | None = None) -> Market
     """The depth deltas and trades of one symbol of a Binance capture, as both engines replay them.
 
     :func:`genesis.backtest.events.capture_events` (the applied depth stream, snapshot first,
-    as ingest stores it) with two changes for the benchmarks: a diff buffered before the
-    snapshot and applied after it takes the snapshot's clocks (both clocks are made
-    non-decreasing along the applied stream; otherwise the local copy would replay it before
-    the snapshot that wipes it), and trades received before the snapshot are dropped (no
-    book to see them against).
+    as ingest stores it, both clocks non-decreasing along it) with trades received before the
+    snapshot dropped (no book to see them against).
     """
     from genesis.backtest.events import capture_events
 
     events = capture_events(path, symbol)
-    d = events.deltas.copy()
+    d = events.deltas
     if not len(d) or not d["is_snapshot"][0]:
         raise ValueError(f"{path}: {events.symbol} has no applied depth snapshot to start the book from")
-    # Rows of one message share their clocks, so a running maximum over rows is one over messages.
-    d["exch_ts"] = np.maximum.accumulate(d["exch_ts"])
-    d["local_ts"] = np.maximum.accumulate(d["local_ts"])
     t = events.trades
     trades = np.ascontiguousarray(t[t["local_ts"] >= d["local_ts"][0]])
     return MarketEvents(symbol=events.symbol, deltas=d, trades=trades)

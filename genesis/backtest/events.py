@@ -234,6 +234,11 @@ def capture_events(path: str | Path, symbol: str | None = None) -> MarketEvents:
     deltas["price"] = depth.price[level_rows]
     deltas["qty"] = depth.qty[level_rows]
     deltas["is_snapshot"] = depth.is_snapshot[msg_of_row]
+    # A diff received before the REST snapshot but applied after it keeps its earlier clocks;
+    # replayed by time it would land before the snapshot that wipes it. Along the applied
+    # stream both clocks are made non-decreasing (rows of one message share their clocks).
+    deltas["exch_ts"] = np.maximum.accumulate(deltas["exch_ts"])
+    deltas["local_ts"] = np.maximum.accumulate(deltas["local_ts"])
     return MarketEvents(symbol=chosen, deltas=deltas, trades=sym.trades)
 
 
