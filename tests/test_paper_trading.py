@@ -19,7 +19,7 @@ from genesis.book.l2 import L2Book
 from genesis.feeds.binance.fake import FakeBinance
 from genesis.feeds.binance.live import FeedListener
 from genesis.feeds.events import DELTA_DTYPE, TRADE_DTYPE, delta_events
-from genesis.strategy.paper import HeldRows, PaperTrader, replay_recording, run_paper
+from genesis.strategy.paper import HeldRows, LivePredictor, PaperTrader, replay_recording, run_paper
 from tests.conftest import capture_path
 
 CAPTURE = "spot_ethusdt_20240808.jsonl.gz"  # bundled: 345 s of ETHUSDT spot, 3,433 depth messages, 6,106 trades
@@ -45,17 +45,59 @@ class FanOut(FeedListener):
         for x in self.listeners:
             x.on_trade(symbol, trade)
 
+    def on_book(self, top):
+        for x in self.listeners:
+            x.on_book(top)
+
     def on_status(self, symbol, status, detail):
         for x in self.listeners:
             x.on_status(symbol, status, detail)
 
 
+DEEPLOB_PARAMS = {"threshold": 0.45, "qty": 0.01}
+
+
+def moving_deeplob(path):
+    """A random DeepLOB (seeded) and a scaler fitted on the capture's books, whose output layer is
+    centred on the capture's windows and amplified so that its probabilities move (an untrained
+    network's are constant to ~1e-5): p_up from ~0.2 to ~0.5."""
+    import torch
+
+    from genesis.feeds.binance.capture import read_capture
+    from genesis.models.data import Scaler, lob_features
+    from genesis.models.deeplob import DeepLOB
+    from genesis.models.inference import predict_windows
+
+    (events,) = read_capture(path).symbols.values()
+    d = events.depth
+    books = L2Book(10, events.sequencing).apply_depth(d.is_snapshot, d.first_id, d.last_id, d.prev_id,
+                                                      d.level_start, d.level_count, d.side, d.price, d.qty)
+    rows = lob_features(books.bid_px, books.bid_sz, books.ask_px, books.ask_sz, 10, dtype=np.float64)
+    scaler = Scaler().fit(rows)
+    torch.manual_seed(0)
+    model = DeepLOB().eval()
+    hidden = []
+    hook = model.fc1.register_forward_hook(lambda mod, inp, out: hidden.append(inp[0].detach().clone()))
+    predict_windows(model, scaler.transform(rows[:300]))
+    hook.remove()
+    with torch.no_grad():
+        model.fc1.weight.mul_(3e4)
+        model.fc1.bias.copy_(-(model.fc1.weight @ torch.cat(hidden).mean(0)))
+    return model, scaler, {"datamodule": {"levels": 10, "window": 100, "price_reference": "level"}}
+
+
 @pytest.fixture(scope="module")
 def session():
     """Both strategies paper-trading one client, served the whole capture as fast as possible."""
+    import torch
+
     path = capture_path(CAPTURE)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one step per book on the client's loop: oversubscribed threads stall it
     traders = {name: PaperTrader(name, params, clock="exchange", started=True, record=True, user="test", **MODELS)
                for name, params in STRATEGIES.items()}
+    traders["deeplob_threshold"] = PaperTrader("deeplob_threshold", DEEPLOB_PARAMS, clock="exchange", started=True,
+                                               record=True, predictor=LivePredictor(*moving_deeplob(path)), **MODELS)
     polled: list[dict] = []
     stop_polling = threading.Event()
 
@@ -84,7 +126,9 @@ def session():
         finally:
             stop_polling.set()
             poller.join()
+            torch.set_num_threads(threads)
     traders["market_maker"].close()
+    traders["deeplob_threshold"].close()
     return path, client, traders, polled
 
 
@@ -176,7 +220,8 @@ def test_paper_stream_is_the_capture_from_the_client_sync_on(session):
     deltas["exch_ts"][: p_counts[0]] = deltas["local_ts"][: p_counts[0]] = paper.deltas["exch_ts"][0]
     cut_res = run_backtest("taker_only", params, replay_rows(deltas, trades), **MODELS)
     assert np.array_equal(cut_res.fills, traders["taker_only"].result().fills)
-    # The whole capture: orders also before the client's sync, so more fills. From the sync on the
+    # The whole capture: orders also before the client's sync (when it came after the first timer), so as
+    # many fills or more. From the sync on the
     # book is the same and the orders go at the same local times (multiples of interval_ns), so the
     # capture run has a fill at every paper fill's time, and its later fills are all at those times;
     # the sides are the paper's or all the opposite ones (the capture run may have sent an odd number
@@ -185,7 +230,7 @@ def test_paper_stream_is_the_capture_from_the_client_sync_on(session):
     full = run_backtest("taker_only", params, replay_rows(deltas, trades), **MODELS).fills
     mine = traders["taker_only"].result().fills
     later = full[full["exch_ts"] >= mine["exch_ts"][0]]
-    assert len(full) > len(mine) and np.array_equal(later["exch_ts"], mine["exch_ts"])
+    assert len(full) >= len(mine) and np.array_equal(later["exch_ts"], mine["exch_ts"])
     same = later["side"] == mine["side"]
     assert same.all() or not same.any()
     if same.all():
@@ -327,3 +372,23 @@ def test_a_paper_session_is_stored_like_a_backtest_run(session, store_url):
     assert run_id in set(runs["run_id"]) and loaded.meta["kind"] == "paper"
     np.testing.assert_array_equal(loaded.fills, result.fills)
     assert [a["user"] for a in loaded.meta["actions"]] == ["test", "test"]  # stopped at creation, then started
+
+
+def test_deeplob_threshold_paper_trades_on_the_live_predictor(session):
+    """Paper mode of deeplob_threshold: a prediction for every applied book once a window is full,
+    stamped with the book's time; the fills are a backtest's over the same stream and predictions."""
+    _, client, traders, _ = session
+    trader = traders["deeplob_threshold"]
+    predictor = trader.predictor
+    # every applied depth message gives a book, but the snapshot's is reported only with the first delta's
+    assert trader.counts["depth_messages"] - 1 <= predictor.books <= trader.counts["depth_messages"]
+    assert predictor.skipped == 0 and predictor.n == predictor.books - predictor.window + 1
+    inputs = predictor.inputs()
+    assert np.all(np.diff(inputs["ts"]) >= 0)
+    np.testing.assert_allclose(inputs["p_down"] + inputs["p_stationary"] + inputs["p_up"], 1.0, rtol=1e-5)
+    res = trader.result()
+    assert len(res.fills) >= 4  # the model's signal crossed the threshold both ways
+    events = trader.recorded_events()
+    whole = run_backtest("deeplob_threshold", DEEPLOB_PARAMS, replay_rows(events.deltas, events.trades),
+                         inputs={k: v.copy() for k, v in inputs.items()}, **MODELS)
+    assert np.array_equal(res.fills, whole.fills)

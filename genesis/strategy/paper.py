@@ -115,6 +115,101 @@ class HeldRows:
         return merged[:cut]
 
 
+def _input_transform(scaler, datamodule: dict[str, Any]):
+    """The model's raw-row transform: :class:`genesis.models.data.InputTransform` from its config;
+    where that class is not there yet (it comes with the DeepLOB price-reference option), the
+    scaler alone, which is what a model with the default 'level' price reference uses."""
+    try:
+        from genesis.models.data import InputTransform
+    except ImportError:
+        reference = datamodule.get("price_reference", "level")
+        if reference != "level":
+            raise ValueError(f"the model's price_reference={reference!r} needs genesis.models.data.InputTransform, "
+                             f"which this checkout lacks") from None
+        return scaler
+    return InputTransform.from_config(scaler, datamodule)
+
+
+class LivePredictor:
+    """DeepLOB class probabilities for every book the client applies, as ``deeplob_threshold`` inputs.
+
+    Each applied book's top ``levels`` (a :class:`~genesis.feeds.binance.live.BookTop`) becomes one
+    :func:`~genesis.models.data.lob_features` row, normalised by the model's
+    :class:`~genesis.models.data.InputTransform` (price reference, then scaler), and is pushed into
+    a :class:`~genesis.models.inference.RollingPredictor`; once ``window`` rows are in, every push
+    gives ``(p_down, p_stationary, p_up)``, stamped with the book's time on the paper trader's
+    local replay clock (as the predictions table stamps the book row that ends the window). Books
+    with an empty side are skipped (counted in ``skipped``). Predictions are kept in arrays grown
+    by doubling; :meth:`inputs` gives views of them (no copy per batch).
+
+    model, scaler, config: as :func:`genesis.models.registry.load_model` returns them (config's
+    ``datamodule`` gives ``levels``, ``window`` and the price reference); :meth:`from_registry`
+    loads a registered model. Inference runs on the client's loop: one window step per applied
+    book, ~1 ms with one torch thread (measured here, 2 busy cores); ``num_threads`` sets torch's
+    threads (process-wide): give 1 on a busy machine, where torch's default oversubscribes the
+    cores and a step took ~800 ms, enough to stall the client's loop past its ping timeout.
+    """
+
+    def __init__(self, model, scaler, config: dict[str, Any] | None = None, *, fast: bool = True,
+                 num_threads: int | None = None) -> None:
+        from genesis.models.inference import RollingPredictor
+
+        datamodule = (config or {}).get("datamodule", {})
+        self.levels = int(datamodule.get("levels", 10))
+        self.window = int(datamodule.get("window", 100))
+        self.transform = _input_transform(scaler, datamodule)
+        self.rolling = RollingPredictor(model, None, self.window, fast=fast, num_threads=num_threads)
+        self.n = 0  # predictions made
+        self.books = 0  # books pushed (skipped ones included)
+        self.skipped = 0
+        self._ts = np.empty(1024, np.int64)
+        self._probs = np.empty((3, 1024), np.float64)
+
+    @classmethod
+    def from_registry(cls, model_id: str, models_directory=None, **kwargs: Any) -> "LivePredictor":
+        from genesis.models.registry import load_model
+
+        model, scaler, config = load_model(model_id, models_directory)
+        return cls(model, scaler, config, **kwargs)
+
+    def push(self, top, ts: int) -> np.ndarray | None:
+        """Add one applied book (BookTop) seen at local replay time ``ts``; its probabilities or None."""
+        from genesis.models.data import lob_features
+
+        self.books += 1
+        if np.isnan(top.bid_px[0]) or np.isnan(top.ask_px[0]):
+            self.skipped += 1
+            return None
+        row = lob_features(top.bid_px[None, : self.levels], top.bid_sz[None, : self.levels],
+                           top.ask_px[None, : self.levels], top.ask_sz[None, : self.levels], self.levels,
+                           dtype=np.float64)
+        probs = self.rolling.push(self.transform.transform(row)[0])
+        if probs is None:
+            return None
+        if self.n == len(self._ts):
+            self._ts = np.concatenate((self._ts, np.empty_like(self._ts)))
+            self._probs = np.concatenate((self._probs, np.empty_like(self._probs)), axis=1)
+        self._ts[self.n] = ts
+        self._probs[:, self.n] = probs[:3]
+        self.n += 1
+        return probs
+
+    def shift(self, ns: int) -> None:
+        """Add ``ns`` to the stamps so far (the trader's local clock offset, known after its first batch)."""
+        self._ts[: self.n] += int(ns)
+
+    def reset(self) -> None:
+        """Start a new window (after a gap in the feed): the next ``window`` books give no prediction."""
+        self.rolling.reset()
+        if hasattr(self.transform, "reset"):
+            self.transform.reset()
+
+    def inputs(self) -> dict[str, np.ndarray]:
+        """The predictions so far: ``ts``, ``p_down``, ``p_stationary``, ``p_up`` (views, (n,))."""
+        return {"ts": self._ts[: self.n], "p_down": self._probs[0, : self.n],
+                "p_stationary": self._probs[1, : self.n], "p_up": self._probs[2, : self.n]}
+
+
 class PaperTrader(FeedListener):
     """One strategy on one symbol of a live feed (see the module doc).
 
@@ -125,7 +220,9 @@ class PaperTrader(FeedListener):
     (clock='local'); feed_latency_ns: the constant feed latency (clock='exchange');
     batch_rows, batch_interval_s: when a batch is processed; started: entries allowed from the
     first row (default: stopped until :meth:`start`); record: keep every batch as given to the
-    replay (:meth:`recording`), to replay it as a backtest.
+    replay (:meth:`recording`), to replay it as a backtest; predictor: a :class:`LivePredictor`
+    fed every applied book of the symbol, whose predictions become the strategy's inputs before
+    each batch (``deeplob_threshold`` in paper mode).
     """
 
     def __init__(self, strategy, params: dict[str, Any] | None = None, *, symbol: str | None = None,
@@ -134,8 +231,8 @@ class PaperTrader(FeedListener):
                  tick_size: float | None = None, inputs: dict[str, np.ndarray] | None = None,
                  clock: str = "local", min_feed_latency_ns: int = 0, feed_latency_ns: int = 0,
                  batch_rows: int = 2048, batch_interval_s: float = 0.05, hold_ns: int = 500_000_000,
-                 started: bool = False,
-                 user: str = "system", record: bool = False) -> None:
+                 started: bool = False, user: str = "system", record: bool = False,
+                 predictor: LivePredictor | None = None) -> None:
         if clock not in CLOCKS:
             raise ValueError(f"clock={clock!r}: expected one of {CLOCKS}")
         if int(batch_rows) < 1 or batch_interval_s < 0:
@@ -153,6 +250,8 @@ class PaperTrader(FeedListener):
         self.batch_interval_s = float(batch_interval_s)
         self.hold_ns = int(hold_ns)
         self.record = record
+        self.predictor = predictor
+        self._book_time = 0  # the latest applied book's time on the local replay clock (before the offset)
         self._lock = threading.RLock()
         self._pending_depth: list[np.ndarray] = []
         self._pending_trades: list[np.void] = []
@@ -201,9 +300,22 @@ class PaperTrader(FeedListener):
             self._pending_rows += 1
         self._maybe_flush()
 
+    def on_book(self, top) -> None:
+        if self.predictor is None or top.symbol != self.symbol:  # (on_depth came first and named the symbol)
+            return
+        # The book is seen when its message is (the rules of _depth_batch: times never go back).
+        t = top.exch_ts + self.feed_latency_ns if self.clock == "exchange" else top.local_ts
+        self._book_time = max(self._book_time, int(t))
+        with self._lock:
+            offset = self._held.local_offset_ns if self._held is not None else 0
+            self.predictor.push(top, self._book_time + offset)
+
     def on_status(self, symbol: str, status: str, detail: str) -> None:
         if symbol == self.symbol or self.symbol is None:
             self._feed_status = status
+            if status == "gap" and self.predictor is not None:
+                with self._lock:
+                    self.predictor.reset()  # a window must not span the missing updates
 
     def _maybe_flush(self) -> None:
         if self._pending_rows >= self.batch_rows or time.monotonic() - self._last_flush >= self.batch_interval_s:
@@ -230,6 +342,8 @@ class PaperTrader(FeedListener):
                 offset = 0 if self.clock == "exchange" else feed_latency_offset(deltas, trades,
                                                                                self.min_feed_latency_ns)
                 self._held = HeldRows(offset, self.hold_ns)
+                if self.predictor is not None:
+                    self.predictor.shift(offset)
             if self.record:
                 self._batches.append((deltas, trades))
             self.counts["batches"] += 1
@@ -240,6 +354,8 @@ class PaperTrader(FeedListener):
             return n
 
     def _process(self, rows: np.ndarray) -> int:
+        if self.predictor is not None:  # the predictions made so far (views: no copy)
+            self.bt.set_inputs(**self.predictor.inputs())
         self.bt.process(rows)
         self.counts["rows"] += len(rows)
         return len(rows)
@@ -436,4 +552,4 @@ def run_paper(trader: PaperTrader, venue: str, symbols: list[str] | None = None,
     return client
 
 
-__all__ = ["PaperTrader", "HeldRows", "replay_recording", "run_paper", "CLOCKS"]
+__all__ = ["PaperTrader", "LivePredictor", "HeldRows", "replay_recording", "run_paper", "CLOCKS"]
