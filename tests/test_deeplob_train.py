@@ -11,7 +11,7 @@ import torch
 from genesis.feeds.simulator import SimConfig
 from genesis.models.data import LOBDataModule
 from genesis.models.registry import list_models, load_model
-from genesis.models.train import LogisticBaseline, train_and_register, window_features
+from genesis.models.train import LogisticBaseline, end_row_features, train_and_register, window_features
 from genesis.pipelines.ingest_events import ingest_simulation
 from genesis.store import connect
 
@@ -68,3 +68,14 @@ def test_window_features_are_finite_and_shaped():
     windows = np.random.default_rng(1).normal(size=(5, 100, 40)).astype(np.float32)
     features = window_features(windows)
     assert features.shape == (5, 10) and np.isfinite(features).all()  # 4 imbalances, spread, 3 returns, 2 size changes
+    # Read from the rows of a series at the windows' end rows: the same numbers.
+    rows = np.random.default_rng(2).normal(size=(300, 40))
+    ends = np.array([99, 150, 299])
+    windows = np.stack([rows[e - 99:e + 1] for e in ends])
+    np.testing.assert_array_equal(end_row_features(rows, ends), window_features(windows))
+    # By hand for one window: level-1 imbalance, spread, the 99-row mid return.
+    last, first = rows[299], rows[200]
+    got = end_row_features(rows, np.array([299]))[0]
+    assert got[0] == pytest.approx((last[3] - last[1]) / (abs(last[3]) + abs(last[1]) + 1e-9), rel=1e-5)
+    assert got[4] == pytest.approx(last[0] - last[2], rel=1e-5)
+    assert got[7] == pytest.approx((last[0] + last[2]) / 2 - (first[0] + first[2]) / 2, rel=1e-5)

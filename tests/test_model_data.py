@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from genesis.features.labels import NO_LABEL, fi2010_labels
 from genesis.models.data import (
-    Fold, LOBDataModule, Scaler, WindowDataset, class_to_label, class_weights, feature_names, label_to_class,
-    lob_features, walk_forward_folds,
+    Fold, InputTransform, LOBDataModule, Scaler, WindowDataset, class_to_label, class_weights, feature_names,
+    label_to_class, lob_features, subtract_mid_ema, walk_forward_folds,
 )
 
 torch.set_num_threads(2)
@@ -275,6 +275,57 @@ def test_data_module_scaler_sees_train_rows_only():
     np.testing.assert_array_equal(other.scaler.std, dm.scaler.std)
     assert dm.features.dtype == np.float32 and dm.features.shape == (3_000, 40)
     assert set(dm.scaler.to_dict()) == {"kind", "mean", "std"}
+
+
+def test_subtract_mid_ema_matches_pandas_and_streams():
+    import pandas as pd
+
+    rows = lob_features(*random_book(700, levels=3, seed=11), levels=3, dtype=np.float64)
+    mid = (rows[:, 0] + rows[:, 2]) / 2
+    ema = pd.Series(mid).ewm(span=50, adjust=False).mean().to_numpy()  # y0 = x0, y = y + a (x - y)
+    out, last = subtract_mid_ema(rows, 50)
+    want = rows.copy()
+    for j in (0, 2, 4, 6, 8, 10):  # ask and bid prices of the 3 levels
+        want[:, j] -= ema
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-9)
+    assert last == pytest.approx(ema[-1])
+    np.testing.assert_array_equal(out[:, 1::2], rows[:, 1::2])  # sizes untouched
+    # Rows one at a time, or in uneven pieces, give the rows of one call.
+    transform = InputTransform(Scaler().fit(out), "ema", 50)
+    whole = transform.transform(rows)
+    transform.reset()
+    pieces = [transform.transform(rows[i:i + 1]) for i in range(300)] + [transform.transform(rows[300:])]
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    with pytest.raises(ValueError, match="price_reference"):
+        InputTransform(Scaler(), "median")
+
+
+def test_data_module_ema_reference_per_series_and_in_config():
+    book = random_book(1_500, seed=12)
+    dm = LOBDataModule.from_arrays(*book, horizon=10, n_folds=1, price_reference="ema", ema_rows=30)
+    dm.setup()
+    referenced, _ = subtract_mid_ema(lob_features(*book, dtype=np.float64), 30)
+    np.testing.assert_allclose(dm.features, dm.scaler.transform(referenced), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(dm.raw_rows, lob_features(*book, dtype=np.float64))  # baselines read these
+    assert abs(dm.features[:, 0::4].mean()) < 1.0  # the drifting level is gone from the prices
+    assert dm.config()["price_reference"] == "ema" and dm.config()["ema_rows"] == 30
+    np.testing.assert_array_equal(dm.input_transform().transform(dm.raw_rows), dm.features)
+    with pytest.raises(ValueError, match="price_reference"):
+        LOBDataModule.from_arrays(*book, price_reference="vwap")
+
+
+def test_data_module_stride_keeps_every_kth_window_and_the_purge():
+    book = random_book(2_000, seed=13)
+    every = LOBDataModule.from_arrays(*book, horizon=10, n_folds=2)
+    strided = LOBDataModule.from_arrays(*book, horizon=10, n_folds=2, stride=5)
+    every.setup(), strided.setup()
+    ends = np.concatenate([strided.ends[s] for s in ("train", "val", "test")])
+    assert ((ends - 99) % 5 == 0).all()
+    assert len(strided.datasets["train"]) < len(every.datasets["train"]) / 4
+    assert_no_leak([Fold(*(strided.ends[s] for s in ("train", "val", "test")))], 100, 10)
+    assert strided.config()["stride"] == 5
+    with pytest.raises(ValueError, match="stride"):
+        LOBDataModule.from_arrays(*book, stride=0)
 
 
 def test_data_module_labels_balance_and_loaders():

@@ -262,3 +262,20 @@ def test_features_on_a_sampled_capture(capture):
     out = sample(snaps, trades_, "1s")
     matrix, _ = compute_matrix(out, trades_, ["mid"])
     np.testing.assert_array_equal(matrix[0], (out.bid_px[:, 0] + out.ask_px[:, 0]) / 2)
+
+
+def test_deltas_on_grid_equals_the_event_by_event_book_in_any_chunking():
+    from genesis.book.sampling import deltas_on_grid
+    from genesis.feeds.simulator import SimConfig, simulate
+    from genesis.surveillance.engine import Inputs
+
+    events = simulate(SimConfig(), seconds=60, seed=3).events
+    book = Inputs.from_events(events, levels=5).book  # every event's top-5, the plain way
+    for chunk in (1_000, 10**9):
+        ts, *arrays = deltas_on_grid(events.deltas, 250_000_000, 5, chunk_events=chunk)
+        assert (np.diff(ts) == 250_000_000).all() and ts[0] >= book.ts[0] and ts[-1] <= book.ts[-1]
+        want = book.take(np.searchsorted(book.ts, ts, side="right") - 1)
+        for got, expected in zip(arrays, (want.bid_px, want.bid_sz, want.ask_px, want.ask_sz)):
+            np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="no deltas"):
+        deltas_on_grid(events.deltas[:0], 1_000_000)

@@ -39,3 +39,47 @@ def grid_rows(row_ts: np.ndarray, breaks_ts: np.ndarray, breaks_rows_before: np.
     np.minimum.at(broken_at, after_row[keep], np.asarray(breaks_ts, dtype=np.int64)[keep])
     source[grid >= broken_at[source]] = -1
     return grid, source
+
+
+def deltas_on_grid(deltas: np.ndarray, step_ns: int, levels: int = 10, *, chunk_events: int = 200_000):
+    """The top-``levels`` book on the grid ``k * step_ns`` of exchange time, from DELTA_DTYPE rows.
+
+    The book is rebuilt event by event (:meth:`genesis.book.L2Book.apply_groups`; an event that
+    would cross the book is undone and skipped) in chunks of ``chunk_events`` events, keeping
+    only the rows in force at the grid times, so memory grows with the grid, not with the
+    events (an event-by-event top-10 of a day of a busy book would take gigabytes).
+
+    Returns ``(ts, bid_px, bid_sz, ask_px, ask_sz)``: grid times (int64 ns) from the first
+    grid time at or after the first event to the last event, and four (n, levels) arrays.
+    """
+    from genesis.book.l2 import L2Book
+    from genesis.feeds.events import delta_events
+
+    starts, counts, snapshot = delta_events(deltas)
+    if not len(starts):
+        raise ValueError("deltas_on_grid: no deltas")
+    event_ts = deltas["exch_ts"][starts]
+    first = -(-int(event_ts[0]) // step_ns) * step_ns
+    grid = np.arange(first, int(event_ts[-1]) + 1, step_ns, dtype=np.int64)
+    out = [np.full((len(grid), levels), np.nan) for _ in range(4)]
+    book = L2Book(levels)
+    carry, done = None, 0  # the last valid top before this chunk; grid points written so far
+    for lo in range(0, len(starts), chunk_events):
+        hi = min(lo + chunk_events, len(starts))
+        r0, r1 = starts[lo], starts[hi - 1] + counts[hi - 1]
+        *top, crossed = book.apply_groups(starts[lo:hi] - r0, counts[lo:hi], snapshot[lo:hi], deltas["side"][r0:r1],
+                                          deltas["price"][r0:r1], deltas["qty"][r0:r1])
+        keep = ~crossed
+        ts, top = event_ts[lo:hi][keep], [a[keep] for a in top]
+        # Grid points up to the chunk's last event take the last row at or before them.
+        until = np.searchsorted(grid, ts[-1] if len(ts) else event_ts[hi - 1], side="right")
+        points = grid[done:until]
+        row = np.searchsorted(ts, points, side="right") - 1
+        for dst, src, prev in zip(out, top, carry or [None] * 4):
+            dst[done:until][row >= 0] = src[row[row >= 0]]
+            if prev is not None:
+                dst[done:until][row < 0] = prev
+        if len(ts):
+            carry = [a[-1].copy() for a in top]
+        done = until
+    return grid, *out

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, NamedTuple, Sequence
 
 import lightning as L
+import numba as nb
 import numpy as np
 import pandas as pd
 import torch
@@ -34,6 +35,9 @@ from genesis.features.labels import NO_LABEL, class_balance, fi2010_labels, trip
 
 WINDOW = 100
 LEVELS = 10
+# How prices enter the network: as they are ("level", z-scored like FI-2010), or as their
+# distance from a causal exponential moving average of the mid ("ema", then z-scored).
+PRICE_REFERENCES = ("level", "ema")
 CLASS_NAMES = ("down", "stationary", "up")  # class index 0, 1, 2 = Genesis label -1, 0, 1
 SPLITS = ("train", "val", "test")
 
@@ -109,6 +113,77 @@ def _forward_fill(values: np.ndarray, axis: int) -> np.ndarray:
 def _backward_fill_rows(values: np.ndarray) -> np.ndarray:
     """Leading all-NaN stretch of each column: the column's first finite value."""
     return _forward_fill(values[::-1], axis=0)[::-1].copy()
+
+
+# -- price reference -----------------------------------------------------------------------
+
+@nb.njit(cache=True)
+def _subtract_mid_ema(rows, alpha, ema):
+    out = rows.copy()
+    n, d = rows.shape
+    for i in range(n):
+        mid = 0.5 * (rows[i, 0] + rows[i, 2])  # best ask and best bid (lob_features order)
+        ema = mid if ema != ema else ema + alpha * (mid - ema)
+        for j in range(0, d, 4):
+            out[i, j] -= ema  # ask price of level j // 4 + 1
+            out[i, j + 2] -= ema  # bid price
+    return out, ema
+
+
+def subtract_mid_ema(rows, ema_rows: int, ema: float = np.nan) -> tuple[np.ndarray, float]:
+    """Every price column of (n, 4L) :func:`lob_features` rows minus a causal EMA of the mid.
+
+    The EMA has span ``ema_rows`` rows (``alpha = 2 / (ema_rows + 1)``) and is updated with
+    each row's mid BEFORE that row is referenced, so row i uses mids 0..i only. ``ema`` is the
+    value carried over from earlier rows (NaN: start at the first row's mid). Returns the new
+    rows (float64) and the EMA after the last row, so that a stream cut into pieces gives the
+    same rows as the whole.
+
+    Why: a z-score with training-period statistics maps a price that drifts out of the
+    training range to values the network never saw, and leaves a move of a few ticks inside a
+    window at a few hundredths of a standard deviation. The distance to a moving average is
+    stationary and keeps the recent trend (a rising mid sits above its average).
+    """
+    if ema_rows < 1:
+        raise ValueError(f"ema_rows={ema_rows}: expected >= 1")
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[1] % 4:
+        raise ValueError(f"rows: expected (n, 4L) lob_features rows, got shape {rows.shape}")
+    return _subtract_mid_ema(rows, 2.0 / (ema_rows + 1.0), float(ema))
+
+
+class InputTransform:
+    """Raw :func:`lob_features` rows -> the network's rows: price reference, then the scaler.
+
+    With ``price_reference="ema"`` it is stateful: each :meth:`transform` continues the EMA
+    where the previous call left off, so pushing rows one at a time (live, e.g. through
+    :class:`genesis.models.inference.RollingPredictor`) gives exactly the rows of one call over
+    all of them. :meth:`reset` starts over (after a gap in the feed, or for another symbol).
+    """
+
+    def __init__(self, scaler: "Scaler", price_reference: str = "level", ema_rows: int = WINDOW):
+        if price_reference not in PRICE_REFERENCES:
+            raise ValueError(f"price_reference={price_reference!r}: expected one of {PRICE_REFERENCES}")
+        self.scaler, self.price_reference, self.ema_rows = scaler, price_reference, int(ema_rows)
+        self._ema = np.nan
+
+    @classmethod
+    def from_config(cls, scaler: "Scaler", config: dict[str, Any]) -> "InputTransform":
+        """From a registered model's ``datamodule`` config (models saved before the option: level)."""
+        return cls(scaler, config.get("price_reference", "level"), config.get("ema_rows", WINDOW))
+
+    def reset(self) -> None:
+        self._ema = np.nan
+
+    def reference(self, rows) -> np.ndarray:
+        """The price reference alone (float64), continuing the state."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if self.price_reference == "ema":
+            rows, self._ema = subtract_mid_ema(rows, self.ema_rows, self._ema)
+        return rows
+
+    def transform(self, rows, dtype=np.float32) -> np.ndarray:
+        return self.scaler.transform(self.reference(rows), dtype=dtype)
 
 
 # -- normalisation -------------------------------------------------------------------------
@@ -386,7 +461,8 @@ class _Series:
 
 @dataclass
 class _Prepared:
-    features: np.ndarray  # (N, 4L) float32, normalised, every series one after another
+    features: np.ndarray  # (N, 4L) float32, the network's rows (price reference, normalised), series after series
+    raw: np.ndarray  # (N, 4L) float64 lob_features rows as they are (for the baselines' features)
     labels: np.ndarray  # (N,) int8
     ts: np.ndarray  # (N,) int64
     series: np.ndarray  # (N,) int: index into symbols
@@ -403,7 +479,12 @@ class LOBDataModule(L.LightningDataModule):
     at relative width ``alpha`` and the vertical one ``horizon`` rows ahead), ``n_folds`` and
     ``fold`` (which walk-forward fold, default the last: the most training data and the latest
     test period), ``val_fraction``, ``purge`` (rows; default ``horizon + window - 1``),
-    ``batch_size``, ``window`` (100), ``levels`` (10), ``seed`` (train shuffling).
+    ``batch_size``, ``window`` (100), ``levels`` (10), ``seed`` (train shuffling),
+    ``price_reference`` (``"level"``: prices z-scored as they are, as in FI-2010; ``"ema"``:
+    each price minus a causal EMA of the mid over ``ema_rows`` rows, then z-scored; see
+    :func:`subtract_mid_ema`), ``ema_rows`` (default ``window``), ``stride`` (a window ends
+    every ``stride`` rows, default 1: every row; neighbouring windows share all but one row, so
+    a stride > 1 trains on the same stretch of market for a fraction of the cost).
 
     After :meth:`setup`: ``scaler`` (fitted on the rows of train windows only),
     ``class_weights`` (from the train labels), ``class_balance`` (DataFrame per split),
@@ -417,22 +498,31 @@ class LOBDataModule(L.LightningDataModule):
                  label: Literal["fi2010", "triple_barrier"] = "fi2010", alpha: float = 2e-5,
                  smoothing: Literal["future", "both"] = "future", fold: int = -1, n_folds: int = 5,
                  val_fraction: float = 0.2, purge: int | None = None, batch_size: int = 64, window: int = WINDOW,
-                 levels: int = LEVELS, seed: int = 0, num_workers: int = 0):
+                 levels: int = LEVELS, seed: int = 0, num_workers: int = 0,
+                 price_reference: Literal["level", "ema"] = "level", ema_rows: int | None = None,
+                 stride: int = 1):
         super().__init__()
         if label not in ("fi2010", "triple_barrier"):
             raise ValueError(f"label={label!r}: expected 'fi2010' or 'triple_barrier'")
+        if price_reference not in PRICE_REFERENCES:
+            raise ValueError(f"price_reference={price_reference!r}: expected one of {PRICE_REFERENCES}")
         if not series:
             raise ValueError("no series given")
         if not -n_folds <= fold < n_folds:
             raise ValueError(f"fold={fold}: expected -{n_folds} <= fold < {n_folds} (n_folds={n_folds})")
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: expected >= 1")
+        if isinstance(stride, bool) or int(stride) != stride or stride < 1:
+            raise ValueError(f"stride={stride!r}: expected an integer number of rows >= 1")
         self.series = list(series)
         self.symbols = [s.symbol for s in self.series]
         self.horizon, self.label, self.alpha, self.smoothing = int(horizon), label, float(alpha), smoothing
         self.fold, self.n_folds, self.val_fraction, self.purge = int(fold), int(n_folds), float(val_fraction), purge
         self.batch_size, self.window, self.levels = int(batch_size), int(window), int(levels)
         self.seed, self.num_workers = int(seed), int(num_workers)
+        self.price_reference = price_reference
+        self.ema_rows = int(window if ema_rows is None else ema_rows)
+        self.stride = int(stride)
         self.save_hyperparameters(ignore=["series"])
         self._prepared: _Prepared | None = None
         self.scaler: Scaler | None = None
@@ -481,7 +571,7 @@ class LOBDataModule(L.LightningDataModule):
         labels, ends, times, groups, offsets = [], [], [], [], 0
         for k, s in enumerate(self.series):
             lab = self._labels(s.mid)
-            candidates = np.arange(self.window - 1, len(s.mid), dtype=np.int64)
+            candidates = np.arange(self.window - 1, len(s.mid), self.stride, dtype=np.int64)
             candidates = candidates[lab[candidates] != NO_LABEL]
             labels.append(lab)
             ends.append(candidates + offsets)
@@ -499,9 +589,13 @@ class LOBDataModule(L.LightningDataModule):
                           f"{self.horizon + self.window - 1 if self.purge is None else self.purge} rows "
                           "(more rows, fewer folds or a larger val_fraction)", stacklevel=2)
         raw = np.concatenate([s.rows for s in self.series])
-        self.scaler = Scaler().fit(raw[_rows_of(chosen.train, self.window, len(raw))])
+        # The price reference runs over each series from its first row (never across series).
+        referenced = np.concatenate([InputTransform(Scaler(), self.price_reference, self.ema_rows).reference(s.rows)
+                                     for s in self.series])
+        self.scaler = Scaler().fit(referenced[_rows_of(chosen.train, self.window, len(raw))])
         prepared = _Prepared(
-            features=self.scaler.transform(raw),
+            features=self.scaler.transform(referenced),
+            raw=raw,
             labels=np.concatenate(labels),
             ts=np.concatenate([s.ts for s in self.series]),
             series=np.repeat(np.arange(len(self.series)), [len(s.mid) for s in self.series]),
@@ -591,9 +685,21 @@ class LOBDataModule(L.LightningDataModule):
                 })
         return pd.DataFrame.from_records(records)
 
+    @property
+    def raw_rows(self) -> np.ndarray:
+        """(N, 4L) float64 :func:`lob_features` rows as they are (no reference, no scaling)."""
+        self.setup()
+        return self._prepared.raw
+
+    def input_transform(self) -> InputTransform:
+        """Raw rows -> network rows as trained here (fresh state), to predict on new data."""
+        self.setup()
+        return InputTransform(self.scaler, self.price_reference, self.ema_rows)
+
     def config(self) -> dict[str, Any]:
         """The options that rebuild these splits (for the registry)."""
         return {"symbols": self.symbols, "horizon": self.horizon, "label": self.label, "alpha": self.alpha,
+                "price_reference": self.price_reference, "ema_rows": self.ema_rows, "stride": self.stride,
                 "smoothing": self.smoothing, "fold": self.fold, "n_folds": self.n_folds,
                 "val_fraction": self.val_fraction,
                 "purge": self.horizon + self.window - 1 if self.purge is None else int(self.purge),

@@ -18,7 +18,7 @@ def predict_history(model_id: str, symbol: str, start: Any = None, end: Any = No
     """Predict every window of ``symbol``'s event rows in ``[start, end)`` with ``model_id`` and
     write them (replacing that model's earlier rows of the range). Returns the rows written."""
     from genesis.features.store import load_inputs, stored_symbol
-    from genesis.models.data import lob_features
+    from genesis.models.data import InputTransform, lob_features
     from genesis.models.inference import predict_windows
     from genesis.models.registry import load_model
 
@@ -29,7 +29,8 @@ def predict_history(model_id: str, symbol: str, start: Any = None, end: Any = No
         migrate(store)
         stored = stored_symbol(store, symbol)
         snaps, _, _ = load_inputs(store, stored, start, end, levels=levels)
-    rows = scaler.transform(lob_features(snaps.bid_px, snaps.bid_sz, snaps.ask_px, snaps.ask_sz, levels))
+    transform = InputTransform.from_config(scaler, config.get("datamodule", {}))
+    rows = transform.transform(lob_features(snaps.bid_px, snaps.bid_sz, snaps.ask_px, snaps.ask_sz, levels))
     window = int(config.get("datamodule", {}).get("window", 100))
     if len(rows) < window:
         raise ValueError(f"{symbol}: {len(rows)} book rows in the range, a prediction needs {window}")

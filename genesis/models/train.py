@@ -107,24 +107,34 @@ def predict_loader(module, loader) -> tuple[np.ndarray, np.ndarray]:
 
 # -- baselines ------------------------------------------------------------------------------
 def window_features(windows: np.ndarray) -> np.ndarray:
-    """Engineered features of (n, 100, 40) normalised or raw windows in DeepLOB layout
-    (per level: ask px, ask size, bid px, bid size), from the last row and the window:
-    order-book imbalance over 1/3/5/10 levels, spread, mid returns over 10/50/99 rows,
-    and the change of best-level sizes over the window."""
-    ask_px, ask_sz = windows[:, :, 0::4], windows[:, :, 1::4]
-    bid_px, bid_sz = windows[:, :, 2::4], windows[:, :, 3::4]
-    last = -1
+    """Engineered features of (n, W, 40) windows of RAW rows in DeepLOB layout (per level:
+    ask px, ask size, bid px, bid size; W >= 100), from the last row and the window:
+    order-book imbalance over 1/3/5/10 levels, spread, mid returns over 10/50/W-1 rows, and
+    the change of best-level sizes over the window. (n, 10) float32."""
+    windows = np.asarray(windows)
+    return _features(windows[:, -1], windows[:, -11], windows[:, -51], windows[:, 0])
+
+
+def end_row_features(rows: np.ndarray, ends: np.ndarray, window: int = 100) -> np.ndarray:
+    """:func:`window_features` of the windows ending at ``ends``, read from the (N, 40) rows
+    of a series directly (no windows built): the same numbers, a fraction of the memory."""
+    ends = np.asarray(ends, dtype=np.int64)
+    return _features(rows[ends], rows[ends - 10], rows[ends - 50], rows[ends - window + 1])
+
+
+def _features(last, lag10, lag50, first) -> np.ndarray:
+    """The 10 baseline features from four (n, 40) rows of each window."""
     out = []
     for k in (1, 3, 5, 10):
-        b = bid_sz[:, last, :k].sum(axis=1)
-        a = ask_sz[:, last, :k].sum(axis=1)
+        b = last[:, 3:4 * k:4].sum(axis=1)
+        a = last[:, 1:4 * k:4].sum(axis=1)
         out.append((b - a) / (np.abs(b) + np.abs(a) + 1e-9))
-    mid = (ask_px[:, :, 0] + bid_px[:, :, 0]) / 2
-    out.append(ask_px[:, last, 0] - bid_px[:, last, 0])
-    for lag in (10, 50, 99):
-        out.append(mid[:, last] - mid[:, last - lag])
-    out.append(bid_sz[:, last, 0] - bid_sz[:, 0, 0])
-    out.append(ask_sz[:, last, 0] - ask_sz[:, 0, 0])
+    out.append(last[:, 0] - last[:, 2])
+    mid = lambda row: (row[:, 0] + row[:, 2]) / 2  # noqa: E731
+    for earlier in (lag10, lag50, first):
+        out.append(mid(last) - mid(earlier))
+    out.append(last[:, 3] - first[:, 3])
+    out.append(last[:, 1] - first[:, 1])
     return np.stack(out, axis=1).astype(np.float32)
 
 
@@ -158,28 +168,23 @@ class LogisticBaseline:
             return torch.softmax(self.linear(xt), dim=1).numpy()
 
 
-def _stack(loader) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for x, y in loader:
-        xs.append(x[:, 0].numpy())
-        ys.append(y.numpy())
-    if not xs:
-        return np.empty((0, 100, 40), np.float32), np.empty(0, np.int64)
-    return np.concatenate(xs), np.concatenate(ys)
-
-
 def baseline_reports(datamodule, splits=("val", "test")) -> dict[str, dict[str, dict]]:
-    """Majority-class and logistic-regression reports on the datamodule's splits."""
-    x_train, y_train = _stack(datamodule.train_dataloader(shuffle=False))
+    """Majority-class and logistic-regression reports on the datamodule's splits; the
+    logistic features come from the raw book rows (whatever the network's normalisation)."""
+    def features(split):
+        dataset = datamodule.datasets[split]
+        return end_row_features(datamodule.raw_rows, dataset.ends, datamodule.window), dataset.classes
+
+    datamodule.setup()
+    x_train, y_train = features("train")
     majority = int(np.bincount(y_train, minlength=3).argmax())
-    logistic = LogisticBaseline(class_weights=datamodule.class_weights).fit(window_features(x_train), y_train)
+    logistic = LogisticBaseline(class_weights=datamodule.class_weights).fit(x_train, y_train)
     out: dict[str, dict[str, dict]] = {}
     for split in splits:
-        x, y = _stack(getattr(datamodule, f"{split}_dataloader")())
+        x, y = features(split)
         out[split] = {
             "majority": classification_report(y, np.full(len(y), majority), n_classes=3),
-            "logistic": classification_report(y, logistic.predict_proba(window_features(x)).argmax(axis=1),
-                                              n_classes=3),
+            "logistic": classification_report(y, logistic.predict_proba(x).argmax(axis=1), n_classes=3),
         }
     return out
 
@@ -219,7 +224,8 @@ def train_deeplob(datamodule, *, max_epochs: int = 20, patience: int = 3, lr: fl
                        n_seen / seconds if seconds > 0 else math.nan, reports)
 
 
-__all__ = ["DeepLOBModule", "train_deeplob", "TrainResult", "LogisticBaseline", "window_features", "baseline_reports",
+__all__ = ["DeepLOBModule", "train_deeplob", "TrainResult", "LogisticBaseline", "window_features", "end_row_features",
+           "baseline_reports",
            "predict_loader", "CLASSES"]
 
 
