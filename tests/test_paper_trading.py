@@ -220,10 +220,10 @@ def test_paper_stream_is_the_capture_from_the_client_sync_on(session):
     deltas["exch_ts"][: p_counts[0]] = deltas["local_ts"][: p_counts[0]] = paper.deltas["exch_ts"][0]
     cut_res = run_backtest("taker_only", params, replay_rows(deltas, trades), **MODELS)
     assert np.array_equal(cut_res.fills, traders["taker_only"].result().fills)
-    # The whole capture: orders also before the client's sync (when it came after the first timer), so as
-    # many fills or more. From the sync on the
-    # book is the same and the orders go at the same local times (multiples of interval_ns), so the
-    # capture run has a fill at every paper fill's time, and its later fills are all at those times;
+    # The whole capture: orders also before the client's sync (when it came after the first timer), so
+    # as many fills or more. From the sync on the book is the same and the orders go at the same local
+    # times (multiples of interval_ns), so the capture run has a fill at every paper fill's time, and
+    # its later fills are all at those times;
     # the sides are the paper's or all the opposite ones (the capture run may have sent an odd number
     # of orders before the sync: taker_only alternates), and where sides agree so do the prices.
     deltas, trades = _exchange_clock(capture.deltas, capture.trades)
@@ -327,6 +327,29 @@ def test_trades_before_the_first_book_are_dropped_and_other_symbols_ignored():
     s = trader.status()
     assert (s["trades_before_book"], s["other_symbols"], s["trades"], s["depth_messages"]) == (1, 1, 0, 1)
     assert s["last_mid"] == 100.5
+
+
+def test_local_clock_follows_the_apply_order_and_keeps_the_feed_latency_floor():
+    """clock='local': a spot REST snapshot (no venue time) fetched after deltas it is applied
+    before; the deltas are seen with it, the snapshot takes the next delta's venue time, and the
+    local clock is shifted so that nothing is seen sooner than min_feed_latency_ns after the venue."""
+    trader = PaperTrader("noop", symbol=SYMBOL, clock="local", min_feed_latency_ns=1_000, hold_ns=0, tick_size=0.1,
+                         record=True)
+    snap = book_rows(0, {100.0: 5.0}, {101.0: 5.0}, seq=10)
+    snap["local_ts"] = 5_000  # fetched at 5000
+    buffered = np.array([(4_000, 4_300, 11, 1, 100.0, 6.0, False)], DELTA_DTYPE)  # received at 4300, before it
+    live = np.array([(6_000, 6_200, 12, -1, 101.0, 4.0, False)], DELTA_DTYPE)
+    for rows in (snap, buffered, live):
+        trader.on_depth(SYMBOL, rows)
+    trader.close()
+    ((deltas, _),) = trader.recording()
+    assert deltas["seq"].tolist() == [0, 0, 1, 2]  # renumbered per message
+    assert deltas["exch_ts"].tolist() == [4_000, 4_000, 4_000, 6_000]
+    assert deltas["local_ts"].tolist() == [5_000, 5_000, 5_000, 6_200]
+    # the tightest message (the live one: 200 ns) is moved to the 1000 ns floor
+    assert trader.local_offset_ns == 800
+    s = trader.status()
+    assert s["last_mid"] == 100.5 and s["replay_ts"] == 7_000
 
 
 def test_held_rows_release_only_what_later_batches_cannot_precede():
