@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from genesis.feeds.events import DELTA_DTYPE, TRADE_DTYPE, MarketEvents, delta_events
+from genesis.store.queries import arrow_to_structured
 
 REPLAY_DTYPE = np.dtype(
     [
@@ -259,18 +260,9 @@ _DELTA_COLUMNS = ", ".join(DELTA_DTYPE.names)
 _TRADE_COLUMNS = ", ".join(TRADE_DTYPE.names)
 
 
-def _structured(table, dtype: np.dtype) -> np.ndarray:
-    out = np.empty(table.num_rows, dtype)
-    for name in dtype.names:
-        column = table.column(name)
-        if str(column.type).startswith("timestamp"):
-            column = column.cast("int64")
-        out[name] = column.to_numpy()
-    return out
-
 
 def _query(store, sql: str, params: dict[str, Any], dtype: np.dtype) -> np.ndarray:
-    return _structured(store.query_arrow(sql, params), dtype)
+    return arrow_to_structured(store.query_arrow(sql, params), dtype)
 
 
 _WHERE = ("WHERE symbol = {symbol:String} AND exch_ts >= fromUnixTimestamp64Nano({lo:Int64})"

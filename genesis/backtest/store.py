@@ -26,6 +26,7 @@ import pandas as pd
 
 from genesis.backtest.metrics import compute_metrics, from_json_safe, json_safe
 from genesis.backtest.result import EQUITY_DTYPE, FILL_DTYPE, BacktestResult
+from genesis.store.queries import arrow_to_structured
 
 KINDS = ("backtest", "paper")
 # Metrics shown as columns by :func:`list_runs` (all of them are in its ``metrics`` column).
@@ -96,10 +97,10 @@ def load_run(store, run_id: str) -> BacktestResult:
         raise ValueError(f"run {run_id}: no such run in {store.url} (genesis backtest list shows the stored runs)")
     row = rows.iloc[0]
     where = {"run_id": run_id}
-    fills = _structured(store.query_arrow(
+    fills = arrow_to_structured(store.query_arrow(
         f"SELECT {', '.join(FILL_DTYPE.names)} FROM backtest_fills WHERE run_id = {{run_id:String}} ORDER BY seq",
         where), FILL_DTYPE)
-    equity = _structured(store.query_arrow(
+    equity = arrow_to_structured(store.query_arrow(
         f"SELECT {', '.join(EQUITY_DTYPE.names)} FROM backtest_equity WHERE run_id = {{run_id:String}} ORDER BY seq",
         where), EQUITY_DTYPE)
     if len(fills) != row["n_fills"] or len(equity) != row["n_equity"]:
@@ -179,15 +180,6 @@ def _exists(store, run_id: str) -> bool:
     return bool(store.query_rows("SELECT count() FROM backtest_runs WHERE run_id = {run_id:String}",
                                  {"run_id": run_id})[0][0])
 
-
-def _structured(table, dtype: np.dtype) -> np.ndarray:
-    out = np.empty(table.num_rows, dtype)
-    for name in dtype.names:
-        column = table.column(name)
-        if str(column.type).startswith("timestamp"):
-            column = column.cast("int64")
-        out[name] = column.to_numpy(zero_copy_only=False)
-    return out
 
 
 def _time_range(result: BacktestResult) -> tuple[int, int]:

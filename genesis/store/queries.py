@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 DATA_TABLES = ("depth_deltas", "book_snapshots", "trades", "quotes", "sequence_gaps")
@@ -117,3 +118,15 @@ def to_ns(value: Any) -> int:
     if ts is pd.NaT:
         raise ValueError(f"time {value!r}: not a time")
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).value
+
+
+def arrow_to_structured(table, dtype: np.dtype) -> np.ndarray:
+    """A pyarrow table (e.g. ``store.query_arrow(...)``) as a NumPy structured array of ``dtype``,
+    columns by name; timestamps become int64 ns."""
+    out = np.empty(table.num_rows, dtype)
+    for name in dtype.names:
+        column = table.column(name)
+        if str(column.type).startswith("timestamp"):
+            column = column.cast("int64")
+        out[name] = column.to_numpy(zero_copy_only=False)
+    return out

@@ -21,7 +21,7 @@ from genesis.feeds.events import ORDER_EVENT_DTYPE, TRADE_DTYPE
 from genesis.features.store import load_inputs as load_book
 from genesis.features.store import stored_symbol
 from genesis.store import Store, connect, migrate
-from genesis.store.queries import to_ns
+from genesis.store.queries import arrow_to_structured, to_ns
 from genesis.surveillance.alerts import AlertManager
 from genesis.surveillance.base import Detector
 from genesis.surveillance.engine import Book, Inputs, detect
@@ -39,22 +39,13 @@ def load_inputs(store: Store, symbol: str, start: Any = None, end: Any = None, *
     window = {"symbol": symbol, "lo": lo, "hi": hi}
     where = ("WHERE symbol = {symbol:String} AND exch_ts >= fromUnixTimestamp64Nano({lo:Int64})"
              " AND exch_ts < fromUnixTimestamp64Nano({hi:Int64})")
-    trades = _structured(store.query_arrow(
+    trades = arrow_to_structured(store.query_arrow(
         f"SELECT {_TRADE_COLUMNS} FROM trades {where} ORDER BY exch_ts, trade_id", window), TRADE_DTYPE)
-    orders = _structured(store.query_arrow(
+    orders = arrow_to_structured(store.query_arrow(
         f"SELECT {_ORDER_COLUMNS} FROM order_events {where} ORDER BY exch_ts, seq", window), ORDER_EVENT_DTYPE)
     book = Book(snapshots.ts, snapshots.bid_px, snapshots.bid_sz, snapshots.ask_px, snapshots.ask_sz)
     return Inputs(symbol, orders, trades, book)
 
-
-def _structured(table, dtype: np.dtype) -> np.ndarray:
-    out = np.empty(table.num_rows, dtype)
-    for name in dtype.names:
-        column = table.column(name)
-        if str(column.type).startswith("timestamp"):
-            column = column.cast("int64")
-        out[name] = column.to_numpy()
-    return out
 
 
 @dataclass
