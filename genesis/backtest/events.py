@@ -205,18 +205,7 @@ def capture_events(path: str | Path, symbol: str | None = None) -> MarketEvents:
     from genesis.book.l2 import L2Book
     from genesis.feeds.binance.capture import read_capture
 
-    capture = read_capture(path)
-    names = list(capture.symbols)
-    if symbol is None:
-        if len(names) != 1:
-            raise ValueError(f"{path}: holds {len(names)} symbols ({', '.join(names)}); name one")
-        chosen = names[0]
-    else:
-        matches = [n for n in names if n == symbol or n.split(":", 1)[-1] == symbol.upper()]
-        if len(matches) != 1:
-            raise ValueError(f"{path}: symbol {symbol!r} not found (or ambiguous) among {', '.join(names) or 'none'}")
-        chosen = matches[0]
-    sym = capture.symbols[chosen]
+    sym = read_capture(path).symbol_events(symbol)
     depth = sym.depth
     book = L2Book(depth=1, sequencing=sym.sequencing)
     result = book.apply_depth(depth.is_snapshot, depth.first_id, depth.last_id, depth.prev_id,
@@ -240,7 +229,7 @@ def capture_events(path: str | Path, symbol: str | None = None) -> MarketEvents:
     # stream both clocks are made non-decreasing (rows of one message share their clocks).
     deltas["exch_ts"] = np.maximum.accumulate(deltas["exch_ts"])
     deltas["local_ts"] = np.maximum.accumulate(deltas["local_ts"])
-    return MarketEvents(symbol=chosen, deltas=deltas, trades=sym.trades)
+    return MarketEvents(symbol=sym.symbol, deltas=deltas, trades=sym.trades)
 
 
 def from_capture(path: str | Path, symbol: str | None = None, *, min_feed_latency_ns: int | None = 0) -> np.ndarray:

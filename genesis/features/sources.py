@@ -24,18 +24,7 @@ def from_capture(path: str | Path, symbol: str | None = None, depth: int = 20,
     ``symbol`` may be bare (``BTCUSDT``) or namespaced; it may be left out when the file
     holds one symbol. ``updates`` counts the level updates of each applied event.
     """
-    capture = read_capture(path, venue=venue)
-    names = list(capture.symbols)
-    if symbol is None:
-        if len(names) != 1:
-            raise ValueError(f"{path}: holds {len(names)} symbols ({', '.join(names)}); pass symbol=")
-        chosen = names[0]
-    else:
-        matches = [n for n in names if n == symbol or n.split(":", 1)[-1] == symbol.upper()]
-        if not matches:
-            raise ValueError(f"{path}: no symbol {symbol!r} (it holds {', '.join(names) or 'none'})")
-        chosen = matches[0]
-    events = capture.symbols[chosen]
+    events = read_capture(path, venue=venue).symbol_events(symbol)
     d = events.depth
     book = L2Book(depth=depth, sequencing=events.sequencing)
     result = book.apply_depth(d.is_snapshot, d.first_id, d.last_id, d.prev_id, d.level_start,

@@ -96,6 +96,21 @@ class CaptureFile:
         """The raw text of 1-based line ``line_no``."""
         return _line_bytes(self.raw, self.line_starts, self.line_stops, line_no - 1)
 
+    def symbol_events(self, symbol: str | None = None) -> SymbolEvents:
+        """One symbol's events: ``symbol`` namespaced ('binance-usdm:BTCUSDT') or bare
+        ('BTCUSDT'), or None when the file holds exactly one symbol."""
+        names = list(self.symbols)
+        if symbol is None:
+            if len(names) != 1:
+                raise ValueError(f"{self.path}: holds {len(names)} symbols ({', '.join(names)}); name one")
+            return self.symbols[names[0]]
+        matches = [n for n in names if n == symbol or n.split(":", 1)[-1] == symbol.upper()]
+        if not matches:
+            raise ValueError(f"{self.path}: no symbol {symbol!r} (it holds {', '.join(names) or 'none'})")
+        if len(matches) > 1:
+            raise ValueError(f"{self.path}: symbol {symbol!r} is ambiguous ({', '.join(matches)}); give it namespaced")
+        return self.symbols[matches[0]]
+
 
 def _line_bytes(raw: bytes, starts: np.ndarray, stops: np.ndarray, index: int) -> bytes:
     return raw[int(starts[index]) : int(stops[index])].rstrip(b"\r")
