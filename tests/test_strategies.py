@@ -73,6 +73,20 @@ def test_market_maker_quotes_the_touch_skews_with_inventory_and_respects_max_pos
     assert working_orders(b) == [(SELL, 100.8)]
 
 
+def test_market_maker_waits_after_a_rejected_quote_even_with_zero_latency():
+    """The venue moves up (exch 2000) before we see it (local 3000): our ask is crossed and
+    filled, and its replacement, priced from our stale book, is a post-only that would take.
+    It is rejected, and the maker waits for the next depth message instead of re-sending it at
+    the same instant for ever."""
+    params = {"qty": 1.0, "max_position": 5.0, "tick": 1.0, "skew_ticks": 0.0}
+    tape = Tape().book(1000, 1000, {100.0: 5.0}, {101.0: 5.0}).book(2000, 3000, {101.0: 5.0}, {102.0: 5.0})
+    b = Backtester("market_maker", params, latency=Latency.constant(0), equity_interval_ns=0, tick_size=1.0)
+    b.process(tape.rows(end=2500))
+    assert fills_list(b.result()) == [(2000, SELL, 101.0, 1.0, True)]  # crossed by the venue's new bid
+    assert b.result().meta["orders_sent"] <= 6  # (without the wait: an endless loop at t = 2000)
+    assert {side for side, _ in working_orders(b)} == {BUY, SELL}  # quoting both sides again
+
+
 def test_ofi_signal_by_hand():
     tape = (Tape().book(1000, 1000, {100.0: 5.0}, {101.0: 5.0})
             .level(2000, 2000, 1, 100.0, 7.0)    # e = +2

@@ -1380,6 +1380,12 @@ class Backtester:
         self.inputs = self.strategy.input_tuple(arrays)
 
     # running -------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Compile the strategy kernel (or load it from Numba's cache) now rather than on the
+        first chunk: a first compile takes seconds, which a live feed cannot wait for."""
+        self.E.ist[I_CURSOR] = 0
+        self.strategy.kernel(self.E, np.empty(0, REPLAY_DTYPE), self.params, self.state, self.inputs)
+
     def process(self, rows: np.ndarray) -> None:
         """Replay one chunk of REPLAY_DTYPE rows (time-ordered, continuing the previous chunk)."""
         if not isinstance(rows, np.ndarray) or rows.dtype != REPLAY_DTYPE:

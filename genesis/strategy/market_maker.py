@@ -1,6 +1,6 @@
 """``market_maker``: post-only quotes at the touch, skewed by inventory, within a position limit.
 
-On every local depth message (and every response) the desired quotes are
+On every local depth message (and every response but a rejection) the desired quotes are
 
     bid = best_bid - skew,  ask = best_ask - skew,  skew = round(skew_ticks * position / qty) * tick
 
@@ -47,6 +47,11 @@ def market_maker_kernel(E, rows, params, state, inputs):
         if ev == bt.EV_END:
             return
         if ev == bt.EV_TRADE or ev == bt.EV_TIMER:
+            continue
+        if ev == bt.EV_RESPONSE and bt.last_response(E)[0] == bt.R_REJECTED:
+            # A quote refused (post-only that would take: our book lags the venue's) waits for
+            # the next depth message; re-sending it at once would loop at the same instant when
+            # the latency is zero.
             continue
         bid, ask = bt.best_bid(E), bt.best_ask(E)
         if np.isnan(bid) or np.isnan(ask):

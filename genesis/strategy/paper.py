@@ -118,21 +118,6 @@ class HeldRows:
         return merged[:cut]
 
 
-def _input_transform(scaler, datamodule: dict[str, Any]):
-    """The model's raw-row transform: :class:`genesis.models.data.InputTransform` from its config;
-    where that class is not there yet (it comes with the DeepLOB price-reference option), the
-    scaler alone, which is what a model with the default 'level' price reference uses."""
-    try:
-        from genesis.models.data import InputTransform
-    except ImportError:
-        reference = datamodule.get("price_reference", "level")
-        if reference != "level":
-            raise ValueError(f"the model's price_reference={reference!r} needs genesis.models.data.InputTransform, "
-                             f"which this checkout lacks") from None
-        return scaler
-    return InputTransform.from_config(scaler, datamodule)
-
-
 class LivePredictor:
     """DeepLOB class probabilities for every book the client applies, as ``deeplob_threshold`` inputs.
 
@@ -155,12 +140,13 @@ class LivePredictor:
 
     def __init__(self, model, scaler, config: dict[str, Any] | None = None, *, fast: bool = True,
                  num_threads: int | None = None) -> None:
+        from genesis.models.data import InputTransform
         from genesis.models.inference import RollingPredictor
 
         datamodule = (config or {}).get("datamodule", {})
         self.levels = int(datamodule.get("levels", 10))
         self.window = int(datamodule.get("window", 100))
-        self.transform = _input_transform(scaler, datamodule)
+        self.transform = InputTransform.from_config(scaler, datamodule)
         self.rolling = RollingPredictor(model, None, self.window, fast=fast, num_threads=num_threads)
         self.n = 0  # predictions made
         self.books = 0  # books pushed (skipped ones included)
@@ -245,6 +231,9 @@ class PaperTrader(FeedListener):
         self.bt = Backtester(strategy, params, inputs=inputs, latency=latency, queue=queue, fees=fees,
                              equity_interval_ns=equity_interval_ns, seed=seed, max_orders=max_orders,
                              tick_size=tick_size)
+        # Compiled now, not on the first batch: a first compile inside the client's event loop
+        # stalls it for seconds, past its stale-stream watchdog (a reconnect and a resync follow).
+        self.bt.warm_up()
         self.symbol = symbol
         self.clock = clock
         self.min_feed_latency_ns = int(min_feed_latency_ns)
