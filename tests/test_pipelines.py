@@ -16,6 +16,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from genesis.backtest.store import list_runs
 from genesis.cli import main
 from genesis.pipelines.runner import REPO_ROOT, list_pipelines, load_pipeline, resolve_path, run_pipeline
 from genesis.store import connect, queries
@@ -218,7 +219,7 @@ def test_demo_pipeline_ingests_the_sample(home):
     assert result.run_dir.parent == home / "runs" / "demo"
     assert re.fullmatch(TIMESTAMP, result.run_dir.name)
     assert sorted(p.name for p in result.run_dir.iterdir()) == [
-        "01_ingest.ipynb", "02_explore.ipynb", "05_surveillance.ipynb", "run.json"]
+        "01_ingest.ipynb", "02_explore.ipynb", "04_backtest.ipynb", "05_surveillance.ipynb", "run.json"]
     manifest = json.loads(result.manifest.read_text())
     assert manifest["pipeline"] == "demo" and manifest["ok"] is True
     assert manifest["steps"][0]["parameters"] == {
@@ -239,6 +240,10 @@ def test_demo_pipeline_ingests_the_sample(home):
     # The review step simulated the market it reviews (the store had none), and surveyed it.
     assert sorted(symbols) == sorted([SYMBOL, "sim:SPOOFING+LAYERING-1"])
     assert list(history["status"]) == ["done", "done"]
+    # The backtest step stored its run on the sample.
+    with connect() as store:
+        runs = list_runs(store)
+    assert list(runs["strategy"]) == ["ofi_signal"] and list(runs["symbols"]) == [SYMBOL]
 
     # The top of book the notebook plotted: a real book, never crossed, in exchange-time order.
     assert list(book.columns) == list(queries.TOP_OF_BOOK_COLUMNS)
