@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from genesis.store import connect
@@ -62,4 +63,150 @@ def inputs_around(symbol: str, center: Any, *, window_s: float = 5.0, store_url:
         return load_inputs(store, symbol, at - half, at + half + 1, levels=levels)
 
 
-__all__ = ["alerts_table", "inputs_around"]
+# -- the Voila review app (notebooks/surveillance_review.ipynb) ----------------------------
+# Parameters a review page takes from its URL (``?symbol=...&alert_id=...``), by name, with how
+# to read each; anything else in the query string is ignored.
+URL_PARAMETERS = {"symbol": str, "detector": str, "min_severity": str, "state": str, "alert_id": str,
+                  "window_s": float}
+
+
+def url_parameters(query: str | None = None) -> dict[str, Any]:
+    """The review parameters given in a page's query string (``symbol=binance-usdm:BTCUSDT&window_s=2``).
+
+    ``query``: the string after ``?``; None reads ``QUERY_STRING``, which Voila sets in the
+    kernel for the request that started it (so a link can open the app on one alert). Outside
+    Voila the variable is unset and the result is empty. Raises ValueError naming a parameter
+    whose value does not parse.
+    """
+    import os
+    from urllib.parse import parse_qs
+
+    query = os.environ.get("QUERY_STRING", "") if query is None else query
+    found: dict[str, Any] = {}
+    for name, values in parse_qs(query, keep_blank_values=False).items():
+        if name not in URL_PARAMETERS:
+            continue
+        try:
+            found[name] = URL_PARAMETERS[name](values[-1])
+        except ValueError:
+            raise ValueError(f"URL parameter {name}={values[-1]!r}: not a {URL_PARAMETERS[name].__name__}") from None
+    return found
+
+
+def filter_alerts(alerts: pd.DataFrame, *, symbol: str | None = None, detector: str | None = None,
+                  min_severity: str | None = None, state: str | None = None) -> pd.DataFrame:
+    """The rows of an :func:`alerts_table` frame that pass the filters (None: any), highest
+    severity first, then by score. Filters in memory, so that a page's widgets do not go back to
+    the store on every change. Raises ValueError for a severity or state that does not exist."""
+    from genesis.surveillance.alerts import STATES
+    from genesis.surveillance.base import SEVERITIES
+
+    if min_severity is not None and min_severity not in SEVERITIES:
+        raise ValueError(f"min_severity={min_severity!r}: severities are {', '.join(SEVERITIES)}")
+    if state is not None and state not in STATES:
+        raise ValueError(f"state={state!r}: states are {', '.join(STATES)}")
+    keep = np.ones(len(alerts), bool)
+    for column, value in (("symbol", symbol), ("detector", detector), ("state", state)):
+        if value is not None:
+            keep &= (alerts[column] == value).to_numpy(bool)
+    rank = alerts["severity"].map(SEVERITIES.index).to_numpy(np.int64) if len(alerts) else np.zeros(0, np.int64)
+    if min_severity is not None:
+        keep &= rank >= SEVERITIES.index(min_severity)
+    order = np.lexsort((-alerts["score"].to_numpy(np.float64)[keep], -rank[keep]))
+    return alerts[keep].iloc[order]
+
+
+def alert_overview(alerts: pd.DataFrame) -> pd.DataFrame:
+    """Alert counts of an :func:`alerts_table` frame: one row per (symbol, detector), one column
+    per severity (info .. critical, all five), then per case state that occurs, then ``total``."""
+    from genesis.surveillance.alerts import STATES
+    from genesis.surveillance.base import SEVERITIES
+
+    keys = ["symbol", "detector"]
+    if not len(alerts):
+        return pd.DataFrame(columns=[*SEVERITIES, "total"], index=pd.MultiIndex.from_tuples([], names=keys))
+    by_severity = pd.crosstab([alerts["symbol"], alerts["detector"]], alerts["severity"])
+    by_severity = by_severity.reindex(columns=list(SEVERITIES), fill_value=0)
+    by_state = pd.crosstab([alerts["symbol"], alerts["detector"]], alerts["state"].fillna("(no case)"))
+    by_state = by_state[[s for s in (*STATES, "(no case)") if s in by_state.columns]]
+    table = pd.concat([by_severity, by_state], axis=1)
+    table["total"] = by_severity.sum(axis=1)
+    table.columns.name = None
+    return table
+
+
+def evidence_table(alert: pd.Series) -> pd.DataFrame:
+    """One alert's evidence (a row of :func:`alerts_table`) as ``name, value`` rows; times in
+    ns (names ending in ``_ts``) are shown as UTC timestamps."""
+    rows = []
+    for name, value in (alert["evidence"] or {}).items():
+        if name.endswith("_ts") and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = pd.Timestamp(int(value), tz="UTC")
+        elif isinstance(value, (list, tuple)) and len(value) > 12:
+            value = f"{len(value)} values: {', '.join(map(str, value[:12]))}, ..."
+        rows.append({"name": name, "value": value})
+    return pd.DataFrame(rows, columns=["name", "value"])
+
+
+def case_history(case_id: str, *, store_url: str | None = None) -> pd.DataFrame:
+    """The audit rows of one case, oldest first: ``seq, at, actor, action, state, severity,
+    repeats, owner, why`` (empty for an unknown case)."""
+    with connect(store_url) as store:
+        return store.query_df(
+            "SELECT seq, at, actor, action, state, severity, repeats, owner, why FROM alert_audit"
+            " WHERE case_id = toUUID({case_id:String}) ORDER BY seq", {"case_id": str(case_id)})
+
+
+def matching_episodes(alert: pd.Series, *, store_url: str | None = None) -> pd.DataFrame | None:
+    """The ground-truth episodes (simulated markets) that one alert matches, by the rule of
+    :func:`genesis.surveillance.evaluate.match`. None when the alert's symbol has no stored
+    episodes at all (a real market): then there is nothing to check the alert against."""
+    from genesis.surveillance.evaluate import EPISODE_KIND, match
+
+    with connect(store_url) as store:
+        episodes = store.query_df(
+            "SELECT episode_id, kind, start_ts, end_ts, side, detail FROM episodes WHERE symbol = {symbol:String}"
+            " ORDER BY start_ts, episode_id", {"symbol": str(alert["symbol"])})
+    if not len(episodes):
+        return None
+    one = pd.DataFrame({"kind": [alert["kind"]], "side": [int(alert["side"])],
+                        "start_ts": [pd.Timestamp(alert["start"]).value], "end_ts": [pd.Timestamp(alert["end"]).value]})
+    as_ns = episodes.assign(start_ts=episodes["start_ts"].astype("int64"), end_ts=episodes["end_ts"].astype("int64"))
+    _, matched = match(one, as_ns, alert["kind"])
+    of_kind = episodes[episodes["kind"] == EPISODE_KIND.get(alert["kind"], alert["kind"])]
+    return of_kind[matched].reset_index(drop=True)
+
+
+def alert_replay(alert: pd.Series, *, window_s: float = 3.0, store_url: str | None = None, width: int = 900):
+    """:func:`genesis.viz.book_replay` of the book around one alert (a row of :func:`alerts_table`):
+    the mid, the trades and the ladder within ``window_s`` of the alert's middle, stretched to
+    cover the whole alert, with its span shaded. Raises ValueError when the store has no book
+    rows of the alert's symbol there."""
+    from genesis.viz import book_replay
+
+    start, end = pd.Timestamp(alert["start"]).value, pd.Timestamp(alert["end"]).value
+    center = start + (end - start) // 2
+    half_s = window_s + (end - start) / 2e9
+    inputs = inputs_around(str(alert["symbol"]), center, window_s=half_s, store_url=store_url)
+    label = f"{alert['kind']} ({alert['severity']}, score {float(alert['score']):.0f})"
+    return book_replay(inputs.book, inputs.trades, center_ts=center, window_s=half_s, marks=[(start, end, label)],
+                       width=width)
+
+
+def standalone_html(obj, *, height: int = 520, title: str = "genesis") -> str:
+    """A Bokeh object as an ``<iframe>`` holding a standalone document (BokehJS inline, so it
+    works offline). For an ipywidgets ``HTML`` widget: a Bokeh output inside a widget is not drawn
+    when a Voila page first loads, whereas the frame is drawn wherever HTML is (JupyterLab, Voila,
+    an HTML export). About 1.8 MB per frame, most of it BokehJS."""
+    import html
+
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+
+    document = file_html(obj, INLINE, title)
+    return (f'<iframe srcdoc="{html.escape(document, quote=True)}" title="{html.escape(title, quote=True)}"'
+            f' style="width:100%;height:{int(height)}px;border:0"></iframe>')
+
+
+__all__ = ["alerts_table", "inputs_around", "url_parameters", "filter_alerts", "alert_overview", "evidence_table",
+           "case_history", "matching_episodes", "alert_replay", "standalone_html", "URL_PARAMETERS"]
