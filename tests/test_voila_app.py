@@ -74,6 +74,9 @@ def test_alert_overview_counts_by_symbol_and_detector():
     assert table.loc[("x:B", "wash_trades"), "(no case)"] == 1
     assert table["total"].sum() == len(ROWS)
     assert review.alert_overview(ROWS.iloc[:0]).empty
+    # A case without audit rows: '' from the store's LEFT JOIN, or a missing value.
+    blank = review.alert_overview(ROWS.assign(state=pd.array(["open", "", "open", "open", None], dtype="string")))
+    assert blank["(no case)"].tolist() == [0, 1, 0, 1] and blank["open"].tolist() == [1, 1, 1, 0]
 
 
 def test_evidence_table_shows_times_and_shortens_long_lists():

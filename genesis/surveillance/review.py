@@ -127,7 +127,9 @@ def alert_overview(alerts: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*SEVERITIES, "total"], index=pd.MultiIndex.from_tuples([], names=keys))
     by_severity = pd.crosstab([alerts["symbol"], alerts["detector"]], alerts["severity"])
     by_severity = by_severity.reindex(columns=list(SEVERITIES), fill_value=0)
-    by_state = pd.crosstab([alerts["symbol"], alerts["detector"]], alerts["state"].fillna("(no case)"))
+    # An alert whose case has no audit rows gets '' from the store's LEFT JOIN (NULL from others).
+    states = alerts["state"].astype(object).where(alerts["state"].notna() & (alerts["state"] != ""), "(no case)")
+    by_state = pd.crosstab([alerts["symbol"], alerts["detector"]], states)
     by_state = by_state[[s for s in (*STATES, "(no case)") if s in by_state.columns]]
     table = pd.concat([by_severity, by_state], axis=1)
     table["total"] = by_severity.sum(axis=1)
