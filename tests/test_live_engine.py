@@ -1,0 +1,232 @@
+"""The live engine behind the dashboards (genesis.live), without a browser.
+
+Replay at max speed raises exactly the batch surveillance's alerts (simulated market and a real
+capture from the store); pause stops the clock; seek moves it (back and forth, alerts filed once);
+a session that never drains its buffer neither blocks nor slows the engine (bounded, drops
+counted); state changes are authorised by the server's address and recorded with the user;
+LIVE mode runs on the Binance client against FakeBinance.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genesis.live import (Cursor, EngineConfig, LiveEngine, NotAuthorized, SessionBuffer, authorize,
+                          is_loopback_address, load_replay, simulated_market)
+from genesis.surveillance.engine import Inputs, detect
+from tests.conftest import capture_path
+
+KEY = ["kind", "detector", "side", "start_ts", "end_ts", "at_ts"]
+
+
+@pytest.fixture(scope="module")
+def spoofing_market():
+    return simulated_market("spoofing", seconds=120, seed=1)
+
+
+def engine_for(events, **config):
+    config.setdefault("speed", 0)
+    return LiveEngine(EngineConfig(mode="simulation", **config), events={events.symbol: events})
+
+
+def filed_alerts(engine: LiveEngine) -> pd.DataFrame:
+    rows = sorted(engine._filed)
+    return pd.DataFrame([r[1:] for r in rows], columns=KEY).sort_values(KEY).reset_index(drop=True)
+
+
+def batch_alerts(events) -> pd.DataFrame:
+    alerts = detect(Inputs.from_events(events))
+    return alerts[KEY].sort_values(KEY).reset_index(drop=True)
+
+
+def test_replay_at_max_speed_gives_the_batch_alerts(spoofing_market):
+    engine = engine_for(spoofing_market, max_events_per_tick=1500)  # many small steps
+    engine.run_until_done()
+    assert engine.ended and engine.events_processed == (
+        len(np.unique(spoofing_market.deltas["seq"])) + len(spoofing_market.trades) + len(spoofing_market.orders))
+    batch = batch_alerts(spoofing_market)
+    assert "spoofing" in set(batch["kind"])  # the scenario is detected at all
+    pd.testing.assert_frame_equal(filed_alerts(engine), batch, check_dtype=False)
+    cases = engine.cases()
+    assert len(cases) >= 1 and set(cases["state"]) == {"open"}
+
+
+def test_replay_from_the_store_gives_the_batch_alerts_of_the_stored_rows(store_url):
+    from genesis.pipelines.ingest import ingest_binance_capture
+    from genesis.store import connect
+    from genesis.surveillance.store import load_inputs
+
+    report = ingest_binance_capture(capture_path("spot_ethusdt_20240808.jsonl.gz"), store_url=store_url,
+                                    progress=False)
+    (symbol,) = report.files[0].symbols
+    engine = LiveEngine(EngineConfig(mode="replay", symbols=[symbol.split(":")[1]], store_url=store_url, speed=0))
+    assert engine.symbols == [symbol]
+    engine.run_until_done()
+    with connect(store_url) as store:
+        inputs = load_inputs(store, symbol)  # the stored book rows (ingest's), not the engine's rebuild
+    batch = detect(inputs)[KEY].sort_values(KEY).reset_index(drop=True)
+    assert len(batch) > 0
+    pd.testing.assert_frame_equal(filed_alerts(engine), batch, check_dtype=False)
+
+
+def test_pause_stops_the_clock_and_play_resumes_it(spoofing_market):
+    engine = engine_for(spoofing_market, speed=10.0, tick_s=0.01, publish_hz=20).start()
+    try:
+        time.sleep(0.5)
+        engine.pause()
+        paused_at = engine.clock
+        assert paused_at > engine.range[0]  # it was moving
+        time.sleep(0.4)
+        assert engine.clock == paused_at
+        engine.play()
+        time.sleep(0.4)
+        assert engine.clock > paused_at
+        # 10x real time: 0.4 s of wall time is about 4 s of market time (bounded well away from max speed).
+        assert engine.clock - paused_at < 20e9
+    finally:
+        engine.stop()
+    assert not engine.running
+
+
+def test_seek_moves_the_clock_and_files_alerts_once(spoofing_market):
+    engine = engine_for(spoofing_market)
+    lo, hi = engine.range
+    middle = lo + (hi - lo) // 2
+    assert engine.seek(middle) == middle
+    assert engine.clock == middle
+    first_half = len(engine._filed)
+    early = lo + (hi - lo) // 5
+    assert engine.seek(early) == early  # back: the pipelines restart and run to it
+    assert engine.clock == early
+    engine.run_until_done()
+    pd.testing.assert_frame_equal(filed_alerts(engine), batch_alerts(spoofing_market), check_dtype=False)
+    assert len(engine.cases()) == len(engine.manager.cases) and first_half <= len(engine._filed)
+    # Seeking is clipped to the range, and refused in live mode.
+    assert engine.seek(hi + 10**12) == hi
+
+
+def test_a_session_that_never_drains_does_not_block_or_grow(spoofing_market):
+    ran = {}
+    for with_session in (False, True):
+        engine = engine_for(spoofing_market, max_events_per_tick=2000)
+        stuck = engine.subscribe(maxlen=3) if with_session else None
+        reader = engine.subscribe(maxlen=10_000)  # a session that reads everything
+        while not engine.ended:
+            engine.tick(0.0)
+            engine.publish()
+        ran[with_session] = (engine.events_processed, engine.hub.published, reader.drain())
+        if with_session:
+            assert len(stuck) == 3  # bounded
+            # Everything published after the first 3 (the subscription's first picture included) was dropped.
+            assert stuck.dropped == engine.hub.published + 1 - 3
+            assert engine.health()["session_drops"] == stuck.dropped
+            engine.unsubscribe(stuck)
+            assert engine.hub.sessions == 1 and engine.hub.dropped == stuck.dropped
+    assert ran[True][0] == ran[False][0] and ran[True][1] == ran[False][1]
+    # The reading session got the same updates either way (same clocks, same alerts).
+    clocks = [[u["clock_ts"] for u in ran[k][2]] for k in (False, True)]
+    assert clocks[0] == clocks[1]
+    assert sum(len(u["alerts"]) for u in ran[True][2]) == sum(len(u["alerts"]) for u in ran[False][2]) > 0
+
+
+def test_updates_are_batched_and_decimated(spoofing_market):
+    engine = engine_for(spoofing_market, max_events_per_tick=50_000, points_per_update=50, trades_per_update=20)
+    session = engine.subscribe()
+    engine.tick(0.0)
+    update = engine.publish()
+    s = update["symbols"][spoofing_market.symbol]
+    assert len(s["ts"]) <= 50 and len(s["mid"]) == len(s["ts"]) and np.all(np.diff(s["ts"]) >= 0)
+    assert len(s["trades"]["ts"]) == 20
+    assert set(s["last"]) >= {"mid", "microprice", "ofi", "obi", "spread_z", "vpin"}
+    assert s["top"]["bid_px"].shape == (20,) and s["top"]["bid_px"][0] < s["top"]["ask_px"][0]
+    assert [u["seq"] for u in session.drain()] == [0, 1]  # the first picture, then one update
+
+
+def test_cursor_takes_whole_messages_in_bounded_pieces(spoofing_market):
+    cursor = Cursor(spoofing_market)
+    pieces = []
+    while not cursor.done:
+        deltas, trades, orders = cursor.take(cursor.last_ts, 1000)
+        assert len(np.unique(deltas["seq"])) + len(trades) + len(orders) <= 1000 + 64
+        pieces.append(deltas)
+    assert np.array_equal(np.concatenate(pieces), spoofing_market.deltas)
+    with pytest.raises(ValueError, match="scenario"):
+        simulated_market("no_such_thing")
+
+
+def test_authorisation_depends_on_the_address_and_auth():
+    assert is_loopback_address("127.0.0.1") and is_loopback_address("::1") and is_loopback_address("localhost")
+    assert not is_loopback_address("0.0.0.0") and not is_loopback_address("192.168.1.5")
+    assert not is_loopback_address("example.org")
+    assert authorize("127.0.0.1", None) == "local"
+    assert authorize("0.0.0.0", "alice") == "alice"
+    with pytest.raises(NotAuthorized, match="beyond loopback"):
+        authorize("0.0.0.0", None, "starting the strategy")
+    with pytest.raises(NotAuthorized, match="authentication on"):
+        authorize("127.0.0.1", "guest", auth=True)
+
+
+def test_controls_are_recorded_with_the_user_and_refused_without_one(spoofing_market):
+    engine = engine_for(spoofing_market, address="0.0.0.0", strategy_params={"entry": 1.0, "exit": 0.5, "qty": 1})
+    with pytest.raises(NotAuthorized):
+        engine.strategy_start(None)
+    assert engine.strategy_start("alice") == "alice"
+    engine.seek(engine.range[0] + 60 * 10**9)
+    status = engine.strategy.update()
+    assert status["started"] and status["fills"] > 0 and len(status["new_fills"]) > 0
+    assert engine.strategy_stop("alice") == "alice"
+    assert not engine.strategy.update()["started"]
+    engine.strategy_reset("bob")
+    after = engine.strategy.update()
+    assert after["position"] == 0 and after["realized_pnl"] == 0
+    assert [(a["action"], a["user"]) for a in engine.strategy.trader.actions] == [
+        ("stop", "system"), ("start", "alice"), ("stop", "alice"), ("reset", "bob")]
+    with pytest.raises(ValueError, match="no parameter"):
+        engine.set_strategy_params({"bogus": 1}, "alice")
+    engine.set_strategy_params({"entry": 5.0}, "alice")
+    assert engine.strategy.params["entry"] == 5.0 and engine.strategy.trader.status()["replay_ts"] > 0
+
+    # Alert workflow: the user and the note go to the case's audit trail.
+    engine.run_until_done()
+    case_id = engine.cases()["case_id"].iloc[0]
+    with pytest.raises(NotAuthorized):
+        engine.change_alert(case_id, "investigating", "looking", None)
+    engine.change_alert(case_id, "investigating", "looking at the book", "carol")
+    trail = engine.manager.history(case_id)
+    assert trail.iloc[-1]["actor"] == "carol" and trail.iloc[-1]["why"] == "looking at the book"
+    assert engine.publish()["cases"][0]["state"] == "investigating"
+
+
+def test_live_mode_against_fake_binance(tmp_path):
+    from genesis.feeds.binance.fake import FakeBinance
+
+    path = capture_path("spot_ethusdt_20240808.jsonl.gz")
+    with FakeBinance(path, speed=None) as fake:
+        engine = LiveEngine(EngineConfig(mode="live", venue="spot", symbols=["ETHUSDT"], ws_url=fake.ws_url,
+                                         rest_url=fake.rest_url, record_dir=str(tmp_path / "rec"), tick_s=0.02))
+        session = engine.subscribe()
+        engine.start()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and engine.events_processed < 3000:
+                time.sleep(0.1)
+        finally:
+            engine.stop()
+    assert engine.events_processed >= 3000
+    health = engine.health()
+    assert health["lag_p50_ms"] >= 0 and health["reconnects"] == 0
+    updates = session.drain()
+    symbol = "binance-spot:ETHUSDT"
+    assert any("top" in u["symbols"].get(symbol, {}) for u in updates)
+    assert list((tmp_path / "rec").glob("spot_ethusdt_*.jsonl.gz"))  # recorded, not stored
+    with pytest.raises(ValueError, match="live feed"):
+        engine.seek(0)
+
+
+def test_session_buffer_rejects_a_zero_size():
+    with pytest.raises(ValueError, match="maxlen"):
+        SessionBuffer(0)
