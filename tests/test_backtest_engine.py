@@ -279,6 +279,54 @@ def test_far_stale_levels_do_not_push_the_touch_out_of_the_ladder():
     assert b.E.bk.shape[1] == bt.MAX_LADDER
 
 
+
+def _full_ladders(rng, spans):
+    """A noop Backtester whose four ladders (MAX_LADDER ticks) hold random levels: ``spans[b]`` is
+    (first element, last element) of ladder b's levels, or None for an empty ladder."""
+    b = Backtester("noop", tick_size=0.1, ladder_ticks=bt.MAX_LADDER)
+    E = b.E
+    for lad, span in enumerate(spans):
+        E.ist[bt.I_XB_BASE + 3 * lad] = 600_000 + 1000 * lad
+        if span is None:
+            continue
+        lo, hi = span
+        idx = np.unique(np.concatenate(([lo, hi], rng.integers(lo, hi + 1, 300))))
+        E.bk[lad, idx] = rng.uniform(0.001, 3.0, len(idx))
+        E.bk[lad, rng.choice(idx[1:-1], min(20, len(idx) - 2), replace=False)] = 0.0  # levels removed again
+        held = np.flatnonzero(E.bk[lad] > 0)
+        E.ist[bt.I_XB_N + 3 * lad] = len(held)
+        E.ist[bt.I_XB_BEST + 3 * lad] = held[-1] if lad % 2 == 0 else held[0]
+    return E
+
+
+@pytest.mark.parametrize("which", range(4))
+def test_full_ladders_follow_the_best_in_place_like_the_python_relayout(which):
+    # _recentre_full (in the kernel, in place) against _grown_ladders (a new array) on ladders at
+    # MAX_LADDER: the same bases, levels, counts, bests and dropped levels, for levels that fit once
+    # re-centred, spans wider than the window (the window follows the best), and empty ladders.
+    rng = np.random.default_rng(7 + which)
+    size = bt.MAX_LADDER
+    cases = [[(1000, 4000), (5000, 9000), (2000, 3000), (7000, 7500)],  # compact: re-centred
+             [(10, size - 10), (20, size - 5), (5, size - 50), (100, size - 1)],  # wide: some dropped
+             [None, (size // 2, size // 2 + 10), None, (0, size - 1)]]
+    dropped = 0
+    for spans in cases:
+        if spans[which] is None:
+            continue
+        ref, mine = _full_ladders(rng, spans), _full_ladders(np.random.default_rng(0), [None] * 4)
+        mine = mine._replace(bk=ref.bk.copy(), ist=ref.ist.copy())
+        base, best = int(ref.ist[bt.I_XB_BASE + 3 * which]), int(ref.ist[bt.I_XB_BEST + 3 * which])
+        # A better price just beyond the window (what makes the kernel move it).
+        ti = base + size + 37 if which % 2 == 0 else base - 37
+        out = bt._grown_ladders(ref, which, ti)["bk"]
+        bt._recentre_full(mine.bk, mine.ist, which, ti)
+        assert out.shape == mine.bk.shape
+        np.testing.assert_array_equal(mine.ist, ref.ist)
+        np.testing.assert_array_equal(mine.bk, out)
+        assert bt._locate(mine.bk, which, mine.ist, ti) >= 0
+        dropped += int(ref.ist[bt.I_N_IGNORED])
+    assert dropped > 0  # the wide case drops levels beyond the window
+
 def test_live_rows_continue_one_another():
     from genesis.backtest.events import LiveRows
 

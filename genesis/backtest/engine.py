@@ -651,6 +651,78 @@ def _record_equity(E, ts):
 
 
 @nb.njit(cache=True)
+def _first_held(bk, b, j, step):
+    """First element from ``j`` on (moving by ``step``) holding a level; the ladder must hold one there."""
+    while not bk[b, j] > 0.0:
+        j += step
+    return j
+
+
+@nb.njit(cache=True)
+def _recentre_full(bk, ist, which, ti):
+    """:func:`_grown_ladders` for ladders already at MAX_LADDER, in place: the same new bases, the same
+    levels dropped and counted, without a new array (allocating and first touching 8 MiB each time the
+    window follows a far price cost more than the rest of a replay). Each ladder keeps its levels
+    re-centred on them while they fit, else its window follows its best (``ti`` for ladder ``which``)."""
+    size = bk.shape[1]
+    for b in range(4):
+        base_i, best_i, n_i = I_XB_BASE + 3 * b, I_XB_BEST + 3 * b, I_XB_N + 3 * b
+        base = ist[base_i]
+        bid = b % 2 == 0
+        n = ist[n_i]
+        if n > 0:
+            best = ist[best_i]
+            lo_j = _first_held(bk, b, 0, 1) if bid else best
+            hi_j = best if bid else _first_held(bk, b, size - 1, -1)
+            lo, hi = base + lo_j, base + hi_j
+        else:
+            lo_j, hi_j = 0, -1
+            lo, hi = ti, ti
+        if b == which:
+            lo, hi = min(lo, ti), max(hi, ti)
+        if hi - lo + 1 <= size:
+            new_base = (lo + hi) // 2 - size // 2
+        else:
+            best_t = base + ist[best_i] if ist[best_i] != _NO_LEVEL else ti
+            if b == which:
+                best_t = max(best_t, ti) if bid else min(best_t, ti)
+            new_base = best_t - size + size // 8 if bid else best_t - size // 8
+        shift = new_base - base  # element j moves to j - shift
+        ist[base_i] = new_base
+        if n == 0 or shift == 0:
+            continue
+        # Held levels leaving the window are dropped (and counted); the others move by -shift.
+        keep_lo, keep_hi = max(lo_j, shift), min(hi_j, size - 1 + shift)
+        dropped = 0
+        for j in range(lo_j, min(hi_j + 1, keep_lo)):
+            dropped += bk[b, j] > 0.0
+        for j in range(max(lo_j, keep_hi + 1), hi_j + 1):
+            dropped += bk[b, j] > 0.0
+        if shift > 0:
+            for j in range(keep_lo, keep_hi + 1):
+                v = bk[b, j]
+                bk[b, j - shift] = v if v > 0.0 else 0.0
+        else:
+            for j in range(keep_hi, keep_lo - 1, -1):
+                v = bk[b, j]
+                bk[b, j - shift] = v if v > 0.0 else 0.0
+        # Clear what the move left behind: the old span outside the new one.
+        new_lo, new_hi = keep_lo - shift, keep_hi - shift
+        for j in range(lo_j, hi_j + 1):
+            if j < new_lo or j > new_hi:
+                bk[b, j] = 0.0
+        ist[n_i] = n - dropped
+        ist[I_N_IGNORED] += dropped
+        if ist[n_i] == 0:
+            ist[best_i] = _NO_LEVEL
+        else:
+            kb = ist[best_i] - shift
+            if kb < 0 or kb >= size or not bk[b, kb] > 0.0:  # the best left the window: the next held one
+                kb = _first_held(bk, b, min(new_hi, size - 1), -1) if bid else _first_held(bk, b, max(new_lo, 0), 1)
+            ist[best_i] = kb
+
+
+@nb.njit(cache=True)
 def _grow(ist, what, need):
     ist[I_STATUS] = ST_GROW
     ist[I_NEED] = what * 1_000_000_000_000 + need  # which buffer (2 fills/responses, 3 equity) and size
@@ -664,6 +736,108 @@ def _grow_ladder(ist, which, ti):
     ist[I_NEED] = 1 * 1_000_000_000_000 + which
     ist[I_NEED_TICK] = ti
     return EV_END
+
+
+@nb.njit(cache=True, inline="always")
+def _ladder_set(bk, b, bid, i, q, n, best):
+    """:func:`_set_level` on ladder ``b`` (a constant where it is called) with its level count and best
+    element held by the caller: returns the new (n, best). The count is updated without a branch (a
+    level appears or goes at random in the feed) and the best only moves when a level beats it or
+    the best level goes."""
+    old = bk[b, i]
+    bk[b, i] = q
+    add = q > 0.0
+    n += np.int64(add and old <= 0.0) - np.int64(old > 0.0 and not add)
+    # No level is best = -1: below every element for bids, above every one for asks as unsigned.
+    if add and ((i > best) if bid else (np.uint64(i) < np.uint64(best))):
+        best = i
+    elif old > 0.0 and not add and i == best:
+        if n == 0:
+            best = _NO_LEVEL
+        elif bid:
+            best = i - 1
+            while bk[b, best] <= 0.0:
+                best -= 1
+        else:
+            best = i + 1
+            while bk[b, best] <= 0.0:
+                best += 1
+    return n, best
+
+
+@nb.njit(cache=True)
+def _quiet_rows(ist, bk, rows, c, n, scale):
+    """Replay rows from ``c`` on while each of them only sets a level of a book, exactly as the
+    general path of :func:`next_event` would; returns the first row that needs the general path
+    (anything due before it, a message end that wakes the strategy or may cross our orders, a level
+    holding one of our orders, a trade, a snapshot, a price off the ladder or off the tick grid, rows
+    out of order). The four ladders' counts and bests live in locals here (written back on return):
+    kept in ``ist`` they chain every row's update to the last through memory."""
+    last_t = ist[I_LAST_ROW_T]
+    due = min(ist[I_RQ_DUE], ist[I_RS_DUE], ist[I_TIMER], ist[I_NEXT_EQ] - 1)
+    local_ok = not (ist[I_NEXT_EQ] == _NEVER and ist[I_EQ_INTERVAL] > 0)
+    open_orders = ist[I_N_OPEN] > 0
+    watch_last = open_orders or ist[I_X_SNAP] == 1
+    ob_min, ob_max, oa_min, oa_max = ist[I_OB_MIN], ist[I_OB_MAX], ist[I_OA_MIN], ist[I_OA_MAX]
+    size = bk.shape[1]
+    base0, base1, base2, base3 = ist[I_XB_BASE], ist[I_XA_BASE], ist[I_LB_BASE], ist[I_LA_BASE]
+    n0, n1, n2, n3 = ist[I_XB_N], ist[I_XA_N], ist[I_LB_N], ist[I_LA_N]
+    best0, best1, best2, best3 = ist[I_XB_BEST], ist[I_XA_BEST], ist[I_LB_BEST], ist[I_LA_BEST]
+    ignored = 0
+    while c < n:
+        r = rows[c]
+        k = r.kind
+        is_exch = (k & FLAG_EXCH) != 0
+        t = r.exch_ts if is_exch else r.local_ts
+        if t < last_t or t > due:
+            break
+        if (k & KIND_MASK) != DEPTH:
+            if (k & KIND_MASK) == TRADE and is_exch and not watch_last:
+                last_t = t  # a trade at the venue fills nothing while we have no order there
+                c += 1
+                continue
+            break
+        last = (k & FLAG_LAST) != 0
+        if is_exch:
+            if last and watch_last:
+                break
+        elif last or not local_ok:
+            break
+        x = r.price * scale
+        ti = np.int64(np.floor(x + 0.5))
+        if abs(x - ti) > 1e-6:
+            break
+        q = r.qty
+        side = r.side
+        b = (0 if side > 0 else 1) + (0 if is_exch else 2)
+        base = base0 if b == 0 else (base1 if b == 1 else (base2 if b == 2 else base3))
+        i = ti - base
+        if i < 0 or i >= size:
+            # Beyond a full-size ladder on the far side of its best: _locate ignores the level.
+            nb_ = n0 if b == 0 else (n1 if b == 1 else (n2 if b == 2 else n3))
+            bb_ = best0 if b == 0 else (best1 if b == 1 else (best2 if b == 2 else best3))
+            if size < MAX_LADDER or nb_ == 0 or ((ti > base + bb_) if side > 0 else (ti < base + bb_)):
+                break
+            ignored += 1
+        elif b == 0:
+            if open_orders and ob_min <= ti <= ob_max:
+                break
+            n0, best0 = _ladder_set(bk, 0, True, i, q, n0, best0)
+        elif b == 1:
+            if open_orders and oa_min <= ti <= oa_max:
+                break
+            n1, best1 = _ladder_set(bk, 1, False, i, q, n1, best1)
+        elif b == 2:
+            n2, best2 = _ladder_set(bk, 2, True, i, q, n2, best2)
+        else:
+            n3, best3 = _ladder_set(bk, 3, False, i, q, n3, best3)
+        last_t = t
+        c += 1
+    ist[I_LAST_ROW_T] = last_t
+    ist[I_N_IGNORED] += ignored
+    ist[I_XB_N], ist[I_XA_N], ist[I_LB_N], ist[I_LA_N] = n0, n1, n2, n3
+    ist[I_XB_BEST], ist[I_XA_BEST], ist[I_LB_BEST], ist[I_LA_BEST] = best0, best1, best2, best3
+    return c
 
 
 # -- the strategy-facing API ------------------------------------------------------------------------
@@ -682,7 +856,7 @@ def next_event(E, rows):
     n = rows.shape[0]
     c = ist[I_CURSOR] - 1
     while True:
-        c += 1
+        c = _quiet_rows(ist, bk, rows, c + 1, n, scale)
         ist[I_CURSOR] = c  # the row about to be handled (each return leaves the cursor on the next row)
         if c >= n:
             ist[I_STATUS] = ST_DONE
@@ -737,6 +911,9 @@ def next_event(E, rows):
                 side = r.side
                 b = (0 if side > 0 else 1) + (0 if is_exch else 2)
                 i = _locate(bk, b, ist, ti)
+                if i == -1 and bk.shape[1] == MAX_LADDER:
+                    _recentre_full(bk, ist, b, ti)  # the window follows the best, in place
+                    i = _locate(bk, b, ist, ti)
                 if i == -1:
                     return _grow_ladder(ist, b, ti)
                 if i >= 0:
