@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "genesis.surveillance.cli",
     "genesis.models.cli",
     "genesis.backtest.cli",
+    "genesis.live.cli",
 )
 
 
