@@ -6,6 +6,7 @@ Layout and wiring only; every number comes from ``genesis`` (the live engine's u
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime, timezone
 
 import numpy as np
@@ -49,11 +50,16 @@ def fmt(value, digits: int = 4) -> str:
 
 
 def kv_html(items: dict, test_id: str) -> str:
-    """A small key/value table; each value has an id ``<test_id>-<key>`` (the browser tests read them)."""
+    """A small key/value table; each value has an id ``<test_id>-<key as a slug>`` ('messages/s' ->
+    'health-messages-s'; the browser tests read them)."""
     cells = "".join(f"<tr><td style='padding:1px 8px;color:#555'>{html.escape(str(k))}</td>"
-                    f"<td id='{test_id}-{k}' style='padding:1px 8px;font-family:monospace'>{v}</td></tr>"
+                    f"<td id='{test_id}-{_slug(k)}' style='padding:1px 8px;font-family:monospace'>{v}</td></tr>"
                     for k, v in items.items())
     return f"<table id='{test_id}' style='font-size:12px'>{cells}</table>"
+
+
+def _slug(key) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(key).lower()).strip("-")
 
 
 def header(title: str, mode: str, user: str | None) -> pn.pane.HTML:

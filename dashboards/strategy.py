@@ -103,7 +103,7 @@ class StrategyApp(pn.viewable.Viewer):
         if verb == "reset":
             self.trades = self.trades.iloc[0:0]
             self.trades_pane.object = self.trades
-        self._show_status(self.engine.strategy.update(0))
+        self._show_status(self.engine.strategy.update(consume=False))
 
     def _apply_params(self, _event=None) -> None:
         params = {k: w.value for k, w in self.inputs.items()}
@@ -136,7 +136,9 @@ class StrategyApp(pn.viewable.Viewer):
                 new = pd.DataFrame(st["new_fills"])
                 new.insert(0, "time", [common.utc(t) for t in new.pop("exch_ts")])
                 new["side"] = np.where(new["side"] > 0, "buy", "sell")
-                self.trades = pd.concat([new.iloc[::-1], self.trades], ignore_index=True).head(LAST_TRADES)
+                # (a first picture and the next update may both carry a fill: keep one)
+                self.trades = pd.concat([new.iloc[::-1], self.trades], ignore_index=True).drop_duplicates(
+                    ).head(LAST_TRADES)
                 self.trades_pane.object = self.trades
         if xs:
             self.equity_src.stream(dict(x=xs, equity=eq, realized=real), rollover=EQUITY_POINTS)

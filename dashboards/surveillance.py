@@ -30,7 +30,8 @@ SPEED_LABELS = {"1x": 1.0, "2x": 2.0, "5x": 5.0, "10x": 10.0, "max": 0.0}
 PRICE_POINTS = 3000  # points kept on the price chart and feature strip
 TRADE_POINTS = 1500
 HEAT_COLUMNS = 150  # ladder snapshots kept on the heatmap (one per refresh)
-ALERT_COLUMNS = ["time", "symbol", "kind", "severity", "score", "side", "state", "repeats", "case_id", "start_ts"]
+ALERT_COLUMNS = ["time", "symbol", "kind", "severity", "score", "side", "state", "repeats", "case_id", "start_ts",
+                 "alert_id"]
 
 
 def _time_figure(title: str, height: int, **kwargs):
@@ -205,7 +206,8 @@ class SurveillanceApp(pn.viewable.Viewer):
             self.engine.pause()
             self.play.name = "Play"
             self.engine.seek(start_ts - 2_000_000_000)
-        self.case_info.object = (f"case <b id='selected-case'>{case_id}</b>: {row['kind'][k]} on {row['symbol'][k]}, "
+        self.case_info.object = (f"case <b id='selected-case' data-start-ns='{start_ts}'>{case_id}</b>: "
+                                 f"{row['kind'][k]} on {row['symbol'][k]}, "
                                  f"state <b>{row['state'][k]}</b>, started {common.utc(start_ts)}")
 
     def _change_state(self, _event=None) -> None:
@@ -324,6 +326,8 @@ class SurveillanceApp(pn.viewable.Viewer):
         new["time"] = common.ms(new["at_ts"])
         new = new.reindex(columns=self.alerts.columns)
         self.alerts = pd.concat([self.alerts, new], ignore_index=True) if len(self.alerts) else new
+        # A first picture and the next update may both carry an alert: keep its latest row.
+        self.alerts = self.alerts.drop_duplicates("alert_id", keep="last").reset_index(drop=True)
         kinds = sorted(set(self.alerts["kind"]))
         self.f_kind.options = ["all", *kinds]
 

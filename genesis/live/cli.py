@@ -14,11 +14,11 @@ MODES = ("replay", "simulation", "live")  # genesis.live.engine.MODES (not impor
 
 
 def _speed(text: str) -> float:
-    value = text.lower().removesuffix("x")
+    value = text.strip().lower()
     if value == "max":
         return 0.0
     try:
-        return float(value)
+        return float(value.removesuffix("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected 1x, 2x, 5x, 10x or max") from None
 

@@ -65,7 +65,8 @@ class EngineConfig:
     the paper strategy; model_id: a registered DeepLOB model whose probabilities feed the
     strategy's inputs; publish_hz: updates per second to sessions; tick_s: the engine's step;
     max_events_per_tick: events one step processes at most (bounds the time a step holds the
-    engine); points_per_update: price/feature points per symbol per update; buffer_size: updates
+    engine); points_per_update: price/feature points per symbol per update; seek_history_s: market
+    seconds before a seek's target shown after it; buffer_size: updates
     a session buffer holds; address, auth: the server's bind address and whether it
     authenticates (:func:`authorize`); persist_alerts: write alerts and audit rows to the store.
     """
@@ -93,6 +94,7 @@ class EngineConfig:
     max_events_per_tick: int = 20_000
     points_per_update: int = 120
     trades_per_update: int = 300
+    seek_history_s: float = 20.0
     buffer_size: int = 64
     address: str = "127.0.0.1"
     auth: bool = False
@@ -161,13 +163,19 @@ class _Strategy:
         if len(deltas) or len(trades):
             self.decision_ms.add((time.perf_counter() - began) * 1e3)
 
-    def update(self, max_fills: int = 50) -> dict[str, Any]:
+    def update(self, consume: bool = True, max_fills: int = 50) -> dict[str, Any]:
+        """Status, and the fills since the last consuming call (``consume=False``: the last
+        ``max_fills`` fills, for a new session's first picture, leaving the stream as it was)."""
         status = self.trader.status()
         fills = self.trader.fills()
-        new = fills[self.fills_seen:]
-        prev = float(fills["realized_pnl"][self.fills_seen - 1]) if self.fills_seen else 0.0
-        pnl = np.diff(np.concatenate(([prev], new["realized_pnl"]))) - new["fee"] if len(new) else np.empty(0)
-        self.fills_seen = len(fills)
+        start = self.fills_seen if consume else max(0, len(fills) - max_fills)
+        # Per-fill PnL: the step in cumulative realized PnL (average cost) less the fill's fee.
+        realized = fills["realized_pnl"]
+        before = realized[start - 1] if start > 0 else 0.0
+        new = fills[start:]
+        pnl = np.diff(np.concatenate(([before], realized[start:]))) - new["fee"]
+        if consume:
+            self.fills_seen = len(fills)
         recent = [{"exch_ts": int(f["exch_ts"]), "side": int(f["side"]), "price": float(f["price"]),
                    "qty": float(f["qty"]), "fee": float(f["fee"]), "maker": bool(f["maker"]),
                    "position": float(f["position"]), "pnl": float(p)}
@@ -209,6 +217,7 @@ class LiveEngine:
         self.manager = AlertManager(self.config.store_url, persist=self.config.persist_alerts)
         self._filed: set[tuple] = set()
         self._alerts_out: list[dict] = []
+        self._all_alerts: deque = deque(maxlen=5000)  # the newest alerts, for sessions that join later
         self._cases_out: list[dict] = []
         self.speed = float(self.config.speed)
         self.playing = self.config.mode != "live"
@@ -242,11 +251,22 @@ class LiveEngine:
             return ("trades", "book")
         return tuple(s for s, n in (("orders", len(m.orders)), ("trades", len(m.trades)), ("book", 1)) if n)
 
+    def _features(self, symbol: str) -> list[str]:
+        """The dashboards' features; VPIN's volume bucket sized to the symbol's trades (about 50
+        median trades a bucket; the default 1M quote suits BTC, not a simulated 100-dollar book)."""
+        m = self.markets.get(symbol)
+        if m is None or not len(m.trades):
+            return list(FEATURES)
+        notional = float(np.median(m.trades["price"] * m.trades["qty"])) * 50
+        bucket = float(f"{max(notional, 1e-6):.1g}")  # one significant digit: a readable column name
+        return [f"vpin(bucket_notional={bucket:g})" if f == "vpin" else f for f in FEATURES]
+
     def _restart(self, user: str = "system") -> None:
         """Fresh pipelines and cursors at the start of the data (the paper trader too)."""
         c = self.config
         self.cursors = {s: Cursor(m) for s, m in self.markets.items()}
-        self.pipelines = {s: SymbolPipeline(s, sources=self._sources(s), levels=c.levels) for s in self.symbols}
+        self.pipelines = {s: SymbolPipeline(s, sources=self._sources(s), levels=c.levels, features=self._features(s))
+                          for s in self.symbols}
         self.range = ((min(cu.first_ts for cu in self.cursors.values()), max(cu.last_ts for cu in self.cursors.values()))
                       if self.cursors else (0, 0))
         self.clock = self.range[0] - 1 if self.cursors else 0
@@ -473,12 +493,13 @@ class LiveEngine:
         filed = self.manager.submit(new)
         for row, (_, f) in zip(new.itertuples(index=False), filed.iterrows()):
             case = self.manager.cases[f["case_id"]]
-            self._alerts_out.append({
+            self._alerts_out.append(alert := {
                 "alert_id": f["alert_id"], "case_id": f["case_id"], "symbol": row.symbol, "kind": row.kind,
                 "severity": row.severity, "score": float(row.score), "side": int(row.side),
                 "start_ts": int(row.start_ts), "end_ts": int(row.end_ts), "at_ts": int(row.at_ts),
                 "price": float(row.price), "state": case.state, "case_severity": case.severity,
                 "repeats": case.repeats})
+            self._all_alerts.append(alert)
 
     def cases(self) -> pd.DataFrame:
         with self._lock:
@@ -522,7 +543,10 @@ class LiveEngine:
         with self._lock:
             if ts < self.clock:
                 self._restart(user)
-            self._advance(ts, publish=False)
+            self._pending = {s: [] for s in self.symbols}  # the charts restart at the new time
+            # The last seek_history_s before the new time are published (the charts show how it got there).
+            self._advance(max(self.clock, ts - int(self.config.seek_history_s * 1e9)), publish=False)
+            self._advance(ts, publish=True)
             if all(cu.done for cu in self.cursors.values()):
                 self._finish()
             self._reset_flag = True
@@ -648,9 +672,12 @@ class LiveEngine:
     def snapshot(self) -> dict[str, Any]:
         """The current picture without consuming pending data (a new session's first update)."""
         with self._lock:
-            return self._header(reset=True, strategy=self.strategy.update(0) if self.strategy else None,
+            # Every alert filed so far, with its case's current state (a session may join late).
+            alerts = [{**a, "state": self.manager.cases[a["case_id"]].state,
+                       "repeats": self.manager.cases[a["case_id"]].repeats} for a in self._all_alerts]
+            return self._header(reset=True, strategy=self.strategy.update(consume=False) if self.strategy else None,
                                 symbols={s: self._symbol_update(s, []) for s in self.symbols},
-                                alerts=[], cases=[])
+                                alerts=alerts, cases=[])
 
     def _update(self) -> dict[str, Any]:
         symbols = {s: self._symbol_update(s, steps) for s, steps in self._pending.items()}

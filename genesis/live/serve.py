@@ -111,7 +111,7 @@ def serve(config: EngineConfig, *, port: int = 5006, auth: str | None = None, oa
     log.info("serving %s on http://%s:%d (%s mode)", ", ".join(APPS), address, port, config.mode)
     try:
         server = pn.serve(apps, port=port, address=address, websocket_origin=origins, show=show,
-                          title={name: f"Genesis {name}" for name in APPS}, threaded=threaded,
+                          title={name: f"Genesis {name}" for name in APPS}, threaded=threaded, liveness=True,
                           start=not threaded, **options)
     except BaseException:
         engine.stop()
