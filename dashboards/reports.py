@@ -77,7 +77,6 @@ class ReportsApp(pn.viewable.Viewer):
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="fills.csv", label="Download CSV",
                                                 button_type="success", width=160, disabled=True)
         self.table.param.watch(self._rename, "value")
-        self.metrics_pane = pn.pane.DataFrame(pd.DataFrame(), sizing_mode="stretch_width")
         self.report = pn.Column(sizing_mode="stretch_width")
         self.message = pn.pane.HTML("", sizing_mode="stretch_width")
         self.pipelines_pane = pn.pane.DataFrame(pd.DataFrame(), index=False, sizing_mode="stretch_width")
@@ -87,7 +86,7 @@ class ReportsApp(pn.viewable.Viewer):
             pn.Row(self.kind, self.metric, self.reload_btn), pn.pane.Bokeh(self.chart, sizing_mode="stretch_width"),
             self.runs_pane,
             pn.Row(self.pick, self.open_btn, self.table, self.download), self.message,
-            self.metrics_pane, self.report,
+            self.report,
             pn.pane.HTML("<h3 style='margin:4px 0'>Pipeline runs</h3>"), self.pipelines_pane,
             sizing_mode="stretch_width")
 
@@ -125,7 +124,7 @@ class ReportsApp(pn.viewable.Viewer):
         self.chart.title.text = f"Runs: {self.metric.value}"
 
     def _open(self, _event=None) -> None:
-        from genesis.backtest.metrics import compute_metrics, metrics_table
+        from genesis.backtest.metrics import compute_metrics
         from genesis.backtest.report import report_layout
         from genesis.backtest.store import load_run
         from genesis.store import connect
@@ -135,8 +134,7 @@ class ReportsApp(pn.viewable.Viewer):
             return
         with connect(self.store_url) as store:
             self.result = load_run(store, run_id)
-        metrics = compute_metrics(self.result)
-        self.metrics_pane.object = metrics_table(metrics)
+        metrics = compute_metrics(self.result)  # (the report's header lists them all)
         self.report.objects = [pn.pane.Bokeh(report_layout(self.result, metrics=metrics), sizing_mode="stretch_width")]
         self.download.disabled = False
         self.message.object = common.message(f"report of run {run_id}", True)

@@ -139,6 +139,9 @@ class SurveillanceApp(pn.viewable.Viewer):
         self.apply_state = pn.widgets.Button(name="Change state", button_type="warning", width=130)
         self.apply_state.on_click(self._change_state)
         self.result = pn.pane.HTML("", sizing_mode="stretch_width")
+        # What this page has received: the benchmark reads it (updates/s, server-to-page latency).
+        self.received = 0
+        self.stats = pn.pane.HTML("", sizing_mode="stretch_width")
 
         controls = pn.Row(self.play, self.speed, self.pick_symbol, self.scenario, self.run_scenario,
                           sizing_mode="stretch_width")
@@ -155,7 +158,7 @@ class SurveillanceApp(pn.viewable.Viewer):
             pn.pane.HTML("<h3 style='margin:4px 0'>Alerts</h3>"),
             pn.Row(self.f_severity, self.f_kind, self.f_state),
             pn.pane.Bokeh(self.alert_table, sizing_mode="stretch_width"),
-            self.case_info, pn.Row(self.to_state, self.note, self.apply_state), self.result,
+            self.case_info, pn.Row(self.to_state, self.note, self.apply_state), self.result, self.stats,
             sizing_mode="stretch_width")
 
     def __panel__(self):
@@ -257,6 +260,11 @@ class SurveillanceApp(pn.viewable.Viewer):
         if trades:
             self._stream_trades(trades)
         last = updates[-1]
+        self.received += len(updates)
+        self.stats.object = (f"<div style='font-size:10px;color:#999'>updates received <span id='update-stats' "
+                             f"data-received='{self.received}' data-seq='{last['seq']}' data-wall-ns='{last['wall_ns']}' "
+                             f"data-drops='{self.buffer.dropped}'>{self.received}</span> "
+                             f"(this session dropped {self.buffer.dropped})</div>")
         self._show_header(last)
         top = last["symbols"].get(self.symbol, {}).get("top")
         if top is not None:

@@ -163,6 +163,11 @@ def test_each_app_loads_without_console_errors_and_draws(servers, browser, artif
         page.locator("select").first.wait_for()
         page.get_by_role("button", name="Open report").click()
         wait_for(lambda: page.locator("canvas").count() >= 4, what="the report's charts")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download CSV").click()
+        csv = Path(download.value.path()).read_text().splitlines()
+        assert download.value.suggested_filename == "fills.csv"
+        assert csv[0].startswith("exch_ts,local_ts,order_id,side,price,qty") and len(csv) > 10
     wait_for(lambda: page.locator("canvas").count() >= min_canvases, what=f"{min_canvases} canvases")
     if app == "surveillance":
         wait_for(lambda: text(page, "#regime") and text(page, "#health-messages-s") != "0", what="health")
