@@ -691,26 +691,20 @@ def _recentre_full(bk, ist, which, ti):
         ist[base_i] = new_base
         if n == 0 or shift == 0:
             continue
-        # Held levels leaving the window are dropped (and counted); the others move by -shift.
-        keep_lo, keep_hi = max(lo_j, shift), min(hi_j, size - 1 + shift)
+        # One pass over the held span, away from where levels land (each lands on a slot already
+        # visited and emptied): levels leaving the window are dropped (and counted), the others move
+        # by -shift; every visited slot is left empty unless a level landed on it.
         dropped = 0
-        for j in range(lo_j, min(hi_j + 1, keep_lo)):
-            dropped += bk[b, j] > 0.0
-        for j in range(max(lo_j, keep_hi + 1), hi_j + 1):
-            dropped += bk[b, j] > 0.0
-        if shift > 0:
-            for j in range(keep_lo, keep_hi + 1):
-                v = bk[b, j]
-                bk[b, j - shift] = v if v > 0.0 else 0.0
-        else:
-            for j in range(keep_hi, keep_lo - 1, -1):
-                v = bk[b, j]
-                bk[b, j - shift] = v if v > 0.0 else 0.0
-        # Clear what the move left behind: the old span outside the new one.
-        new_lo, new_hi = keep_lo - shift, keep_hi - shift
-        for j in range(lo_j, hi_j + 1):
-            if j < new_lo or j > new_hi:
+        start, stop, step = (lo_j, hi_j + 1, 1) if shift > 0 else (hi_j, lo_j - 1, -1)
+        for j in range(start, stop, step):
+            v = bk[b, j]
+            if v != 0.0:
                 bk[b, j] = 0.0
+                if v > 0.0:
+                    if 0 <= j - shift < size:
+                        bk[b, j - shift] = v
+                    else:
+                        dropped += 1
         ist[n_i] = n - dropped
         ist[I_N_IGNORED] += dropped
         if ist[n_i] == 0:
@@ -718,7 +712,7 @@ def _recentre_full(bk, ist, which, ti):
         else:
             kb = ist[best_i] - shift
             if kb < 0 or kb >= size or not bk[b, kb] > 0.0:  # the best left the window: the next held one
-                kb = _first_held(bk, b, min(new_hi, size - 1), -1) if bid else _first_held(bk, b, max(new_lo, 0), 1)
+                kb = _first_held(bk, b, size - 1, -1) if bid else _first_held(bk, b, 0, 1)
             ist[best_i] = kb
 
 
