@@ -65,6 +65,7 @@ def test_replay_from_the_store_gives_the_batch_alerts_of_the_stored_rows(store_u
     (symbol,) = report.files[0].symbols
     engine = LiveEngine(EngineConfig(mode="replay", symbols=[symbol.split(":")[1]], store_url=store_url, speed=0))
     assert engine.symbols == [symbol]
+    assert engine.range[0] > 1.7e18  # the spot snapshot (no venue time, stored at 0) starts with the next message
     engine.run_until_done()
     with connect(store_url) as store:
         inputs = load_inputs(store, symbol)  # the stored book rows (ingest's), not the engine's rebuild
@@ -230,3 +231,11 @@ def test_live_mode_against_fake_binance(tmp_path):
 def test_session_buffer_rejects_a_zero_size():
     with pytest.raises(ValueError, match="maxlen"):
         SessionBuffer(0)
+
+
+def test_a_message_without_a_venue_time_is_replayed_with_the_next_one():
+    from genesis.live.sources import _message_times
+
+    assert _message_times(np.array([0, 0, 5, 7, 0, 9])).tolist() == [5, 5, 5, 7, 9, 9]
+    assert _message_times(np.array([3, 0])).tolist() == [3, 3]
+    assert _message_times(np.array([0, 0])).tolist() == [0, 0]

@@ -31,8 +31,7 @@ class Cursor:
         starts, counts, _ = delta_events(d) if len(d) else (np.empty(0, np.int64),) * 3
         self.msg_starts = np.asarray(starts, np.int64)
         self.msg_ends = self.msg_starts + np.asarray(counts, np.int64)
-        # A message without a venue time (a spot REST snapshot) is taken with the one before it.
-        self.msg_ts = np.maximum.accumulate(d["exch_ts"][self.msg_starts]) if len(d) else np.empty(0, np.int64)
+        self.msg_ts = _message_times(d["exch_ts"][self.msg_starts]) if len(d) else np.empty(0, np.int64)
         self.trade_ts = events.trades["exch_ts"]
         self.order_ts = events.orders["exch_ts"] if events.orders is not None else np.empty(0, np.int64)
         self.rewind()
@@ -90,6 +89,21 @@ class Cursor:
         orders = self.events.orders[self.order:o1]
         self.msg, self.trade, self.order = m1, t1, o1
         return deltas, trades, orders
+
+
+def _message_times(ts: np.ndarray) -> np.ndarray:
+    """When each message is replayed: its venue time; a message without one (<= 0: a spot REST
+    snapshot) is taken with the next message that has one (else the last one before it); never
+    going back."""
+    ts = np.asarray(ts, np.int64).copy()
+    known = ts > 0
+    if not known.any():
+        return np.zeros(len(ts), np.int64)
+    n = len(ts)
+    nxt = np.minimum.accumulate(np.where(known, np.arange(n), n)[::-1])[::-1]  # index of the next known time
+    prev = np.maximum.accumulate(np.where(known, np.arange(n), -1))  # ... and of the last one before
+    ts = np.where(known, ts, np.where(nxt < n, ts[np.minimum(nxt, n - 1)], ts[np.maximum(prev, 0)]))
+    return np.maximum.accumulate(ts)
 
 
 def load_replay(symbols: Sequence[str], start: Any = None, end: Any = None, *, store_url: str | None = None
