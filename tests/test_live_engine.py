@@ -239,3 +239,67 @@ def test_a_message_without_a_venue_time_is_replayed_with_the_next_one():
     assert _message_times(np.array([0, 0, 5, 7, 0, 9])).tolist() == [5, 5, 5, 7, 9, 9]
     assert _message_times(np.array([3, 0])).tolist() == [3, 3]
     assert _message_times(np.array([0, 0])).tolist() == [0, 0]
+
+
+def test_the_model_stage_feeds_probabilities_to_the_strategy():
+    pytest.importorskip("torch")
+    from genesis.backtest.events import capture_events
+    from genesis.strategy.paper import LivePredictor
+    from tests.test_paper_trading import moving_deeplob
+
+    path = capture_path("spot_ethusdt_20240808.jsonl.gz")
+    events = capture_events(path)
+    model = moving_deeplob(path)
+    engine = LiveEngine(EngineConfig(mode="replay", symbols=[events.symbol], speed=0, strategy="deeplob_threshold"),
+                        events={events.symbol: events}, predictor_factory=lambda: LivePredictor(*model, num_threads=1))
+    engine.seek(engine.range[0] + 20 * 10**9)  # ~200 books: past the model's 100-book window
+    first = engine.strategy.update()["probabilities"]
+    engine.seek(engine.range[0] + 40 * 10**9)
+    second = engine.strategy.update()["probabilities"]
+    assert first is not None and len(first) == 3 and abs(sum(first) - 1) < 1e-6
+    assert first != second  # the model's output moves with the book
+    engine.seek(engine.range[0] + 10 * 10**9)  # back: a fresh predictor from the factory
+    assert engine.strategy.trader.predictor.n < 100
+
+
+def test_serve_options_take_secrets_from_the_environment_only(monkeypatch, tmp_path):
+    from genesis.live.cli import _speed
+    from genesis.live.serve import auth_options, dashboards_dir
+
+    assert auth_options(None) == {}
+    monkeypatch.delenv("GENESIS_SERVE_PASSWORD", raising=False)
+    monkeypatch.delenv("GENESIS_SERVE_USERS", raising=False)
+    with pytest.raises(ValueError, match="GENESIS_SERVE_PASSWORD"):
+        auth_options("basic")
+    monkeypatch.setenv("GENESIS_SERVE_PASSWORD", "pw")
+    options = auth_options("basic")
+    assert options["basic_auth"] == "pw" and options["oauth_optional"] is True and len(options["cookie_secret"]) >= 32
+    with pytest.raises(ValueError, match="oauth-provider"):
+        auth_options("oauth")
+    with pytest.raises(ValueError, match="GENESIS_OAUTH_KEY"):
+        auth_options("oauth", oauth_provider="github")
+    monkeypatch.setenv("GENESIS_OAUTH_KEY", "k")
+    monkeypatch.setenv("GENESIS_OAUTH_SECRET", "s")
+    assert auth_options("oauth", oauth_provider="github")["oauth_provider"] == "github"
+    with pytest.raises(ValueError, match="choose from"):
+        auth_options("kerberos")
+    assert [_speed(t) for t in ("1x", "2", "10X", "max")] == [1.0, 2.0, 10.0, 0.0]
+    assert (dashboards_dir() / "surveillance.py").exists()
+    monkeypatch.setenv("GENESIS_DASHBOARDS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="GENESIS_DASHBOARDS"):
+        dashboards_dir()
+
+
+def test_engine_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="mode"):
+        EngineConfig(mode="paper")
+    with pytest.raises(ValueError, match="needs symbols"):
+        EngineConfig(mode="replay")
+    with pytest.raises(ValueError, match="speed"):
+        EngineConfig(mode="simulation", speed=-1)
+    engine = engine_for(simulated_market(None, seconds=5, seed=2))
+    with pytest.raises(ValueError, match="speed"):
+        engine.set_speed(3)
+    with pytest.raises(ValueError, match="only in simulation"):
+        LiveEngine(EngineConfig(mode="replay", symbols=["x"]), events={"x": simulated_market(None, seconds=5)}
+                   ).set_scenario("spoofing")

@@ -35,7 +35,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -198,13 +198,15 @@ class LiveEngine:
     """One engine per server process (see the module docstring).
 
     config: an :class:`EngineConfig` (keyword overrides also accepted); events: the replay's
-    events per symbol, given directly instead of read from the store (tests, notebooks).
+    events per symbol, given directly instead of read from the store (tests, notebooks);
+    predictor_factory: makes the strategy's :class:`~genesis.strategy.paper.LivePredictor`
+    (called again when a seek back restarts the trader); default: from ``config.model_id``.
     Call :meth:`start` to run it on its thread, or :meth:`tick` / :meth:`run_until_done` to
     drive it from the caller's thread.
     """
 
     def __init__(self, config: EngineConfig | None = None, *, events: dict[str, MarketEvents] | None = None,
-                 **overrides: Any):
+                 predictor_factory: Callable[[], Any] | None = None, **overrides: Any):
         self.config = replace(config or EngineConfig(**{k: overrides.pop(k) for k in list(overrides)
                                                        if k in ("mode", "symbols")}), **overrides)
         self.hub = Hub()
@@ -228,7 +230,7 @@ class LiveEngine:
         self.events_processed = 0
         self.errors: deque = deque(maxlen=20)
         self.publish_seq = 0
-        self._events = events
+        self._predictor_factory = predictor_factory
         self._load(events)
 
     # -- set-up -------------------------------------------------------------------------
@@ -289,6 +291,8 @@ class LiveEngine:
         return "local" if self.config.mode == "live" else "exchange"
 
     def _predictor(self):
+        if self._predictor_factory is not None:
+            return self._predictor_factory()
         if not self.config.model_id:
             return None
         from genesis.strategy.paper import LivePredictor
