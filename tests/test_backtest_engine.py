@@ -68,6 +68,49 @@ def test_replay_rows_of_a_capture_are_time_ordered_and_complete(sample_rows):
         assert np.all(np.diff(clock) >= 0)
 
 
+
+@pytest.mark.parametrize("unknown_exch", [False, True])
+def test_replay_rows_merge_the_clocks_like_a_stable_sort(unknown_exch):
+    # replay_rows merges the two copies in one pass; the definition is the stable sort of the venue
+    # copy (exch_ts order) laid before the local copy (local_ts order). Coarse clocks make many ties
+    # within and across the copies; some messages have no venue time (taken from local_ts).
+    rng = np.random.default_rng(3)
+    n_msg = 400
+    exch = np.sort(rng.integers(1, 60, n_msg)) * 10
+    if unknown_exch:
+        exch[rng.choice(n_msg, 30, replace=False)] = 0
+    local = np.maximum.accumulate(exch + rng.integers(0, 4, n_msg) * 10)
+    levels = rng.integers(1, 4, n_msg)
+    deltas = np.zeros(int(levels.sum()), DELTA_DTYPE)
+    deltas["seq"] = np.repeat(np.arange(n_msg), levels)
+    deltas["exch_ts"], deltas["local_ts"] = np.repeat(exch, levels), np.repeat(local, levels)
+    deltas["side"] = rng.choice([1, -1], len(deltas))
+    deltas["price"] = 100.0 + rng.integers(0, 20, len(deltas)) * 0.1
+    deltas["qty"] = rng.integers(0, 5, len(deltas)).astype(float)
+    deltas["is_snapshot"] = np.repeat(np.arange(n_msg) % 97 == 0, levels)
+    trades = np.zeros(150, TRADE_DTYPE)
+    trades["exch_ts"] = np.sort(rng.integers(1, 60, 150)) * 10
+    trades["local_ts"] = trades["exch_ts"] + rng.integers(0, 4, 150) * 10
+    trades["trade_id"] = np.arange(150)
+    trades["price"], trades["qty"], trades["aggressor"] = 100.5, 0.1, rng.choice([1, -1], 150)
+    rows = replay_rows(deltas, trades, local_offset_ns=10)
+
+    from genesis.backtest.events import _message_rows
+
+    base = _message_rows(deltas, trades)
+    base["exch_ts"] = np.where(base["exch_ts"] <= 0, base["local_ts"], base["exch_ts"])
+    base["local_ts"] += 10
+    venue = base[np.argsort(base["exch_ts"], kind="stable")]
+    mine = base[np.argsort(base["local_ts"], kind="stable")]
+    venue["kind"] |= FLAG_EXCH
+    mine["kind"] |= FLAG_LOCAL
+    both = np.concatenate((venue, mine))
+    expected = both[np.argsort(np.concatenate((venue["exch_ts"], mine["local_ts"])), kind="stable")]
+    assert rows.dtype == REPLAY_DTYPE and len(rows) == len(expected)
+    for name in REPLAY_DTYPE.names:
+        np.testing.assert_array_equal(rows[name], expected[name])
+    check_replay(rows)
+
 def test_bad_inputs_are_named():
     with pytest.raises(TypeError, match="deltas"):
         replay_rows(np.zeros(3), np.empty(0, TRADE_DTYPE))

@@ -31,6 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numba as nb
 import numpy as np
 
 from genesis.feeds.events import DELTA_DTYPE, TRADE_DTYPE, MarketEvents, delta_events
@@ -171,16 +172,41 @@ def replay_rows(deltas: np.ndarray, trades: np.ndarray, *, local_offset_ns: int 
     if local_offset_ns:
         base["local_ts"] += int(local_offset_ns)
     n = len(base)
-    # The local copy in local-clock order (stable: messages received together keep venue order).
-    local = base[np.argsort(base["local_ts"], kind="stable")]
-    exch = base[np.argsort(base["exch_ts"], kind="stable")] if unknown.any() else base.copy()
-    exch["kind"] |= FLAG_EXCH
-    local["kind"] |= FLAG_LOCAL
-    both = np.concatenate((exch, local))
-    t = np.concatenate((exch["exch_ts"], local["local_ts"]))
-    out = both[np.argsort(t, kind="stable")]  # ties: venue rows (first half) before local rows
-    assert len(out) == 2 * n
+    # Each copy in its own clock's order (stable: messages stamped together keep venue order); the
+    # venue copy already is, unless unknown venue times were replaced.
+    local_order = np.argsort(base["local_ts"], kind="stable")
+    exch_order = np.argsort(base["exch_ts"], kind="stable") if unknown.any() else np.arange(n)
+    out = np.empty(2 * n, REPLAY_DTYPE)
+    _merge_clocks(base, exch_order, local_order, out)
     return out
+
+
+@nb.njit(cache=True)
+def _merge_clocks(base, exch_order, local_order, out):
+    """Merge the venue copy (``base`` rows in ``exch_order``, at exch_ts) and the local copy (in
+    ``local_order``, at local_ts) into ``out`` (2 * len(base) rows), flagged FLAG_EXCH / FLAG_LOCAL.
+    At equal times venue rows come first, then each copy keeps its order: the stable sort of the
+    two copies laid end to end, in one pass and without the copies (a replay of millions of events
+    spends most of its preparation allocating and filling temporaries)."""
+    n = base.shape[0]
+    i = 0
+    j = 0
+    for k in range(2 * n):
+        if j >= n or (i < n and base[exch_order[i]].exch_ts <= base[local_order[j]].local_ts):
+            src = base[exch_order[i]]
+            flag = FLAG_EXCH
+            i += 1
+        else:
+            src = base[local_order[j]]
+            flag = FLAG_LOCAL
+            j += 1
+        dst = out[k]
+        dst.exch_ts = src.exch_ts
+        dst.local_ts = src.local_ts
+        dst.kind = src.kind | flag
+        dst.side = src.side
+        dst.price = src.price
+        dst.qty = src.qty
 
 
 def from_market_events(events: MarketEvents, *, min_feed_latency_ns: int | None = 0) -> np.ndarray:
