@@ -202,13 +202,16 @@ def test_controls_are_recorded_with_the_user_and_refused_without_one(spoofing_ma
     assert engine.publish()["cases"][0]["state"] == "investigating"
 
 
-def test_live_mode_against_fake_binance(tmp_path):
+def test_live_mode_against_fake_binance(tmp_path, store_url):
     from genesis.feeds.binance.fake import FakeBinance
+    from genesis.store import connect
 
     path = capture_path("spot_ethusdt_20240808.jsonl.gz")
     with FakeBinance(path, speed=None) as fake:
+        # Recorded to files, and (as with a ClickHouse server; forced here on the embedded store) inserted in batches.
         engine = LiveEngine(EngineConfig(mode="live", venue="spot", symbols=["ETHUSDT"], ws_url=fake.ws_url,
-                                         rest_url=fake.rest_url, record_dir=str(tmp_path / "rec"), tick_s=0.02))
+                                         rest_url=fake.rest_url, record_dir=str(tmp_path / "rec"), tick_s=0.02,
+                                         store_url=store_url, insert_live=True, insert_every_s=0.5))
         session = engine.subscribe()
         engine.start()
         try:
@@ -226,6 +229,18 @@ def test_live_mode_against_fake_binance(tmp_path):
     assert list((tmp_path / "rec").glob("spot_ethusdt_*.jsonl.gz"))  # recorded, not stored
     with pytest.raises(ValueError, match="live feed"):
         engine.seek(0)
+    inserted = engine.writer.inserted
+    assert engine.writer.batches >= 2 and inserted["depth_deltas"] > 0 and inserted["trades"] > 0
+    with connect(store_url) as store:
+        for table, n in inserted.items():
+            assert store.query_rows(f"SELECT count() FROM {table} WHERE symbol = {{s:String}}",
+                                    {"s": symbol})[0][0] == n
+        # The stored rows are those the client applied: the venue's update ids, one book row per timed message.
+        first_id = store.query_rows("SELECT min(seq) FROM depth_deltas")[0][0]
+        timed = store.query_rows("SELECT count(DISTINCT seq) FROM depth_deltas WHERE toUnixTimestamp64Nano(exch_ts) > 0"
+                                 )[0][0]
+        rows = store.query_rows("SELECT count() FROM book_snapshots WHERE sampling = 'event'")[0][0]
+    assert first_id > 10**9 and rows == timed  # every message but the spot snapshot (no venue time)
 
 
 def test_session_buffer_rejects_a_zero_size():
@@ -241,6 +256,7 @@ def test_a_message_without_a_venue_time_is_replayed_with_the_next_one():
     assert _message_times(np.array([0, 0])).tolist() == [0, 0]
 
 
+@pytest.mark.slow
 def test_the_model_stage_feeds_probabilities_to_the_strategy():
     pytest.importorskip("torch")
     from genesis.backtest.events import capture_events

@@ -9,8 +9,9 @@ run on the engine's own thread, in one of three modes:
   and seek (scrub) to any time of the range;
 * ``simulation``: the same over a simulated market with a chosen scenario (spoofing, ...);
 * ``live``: a :class:`~genesis.feeds.binance.live.BinanceClient` on an asyncio loop of the
-  engine's thread; with ``record_dir`` every message is also written to capture files (the
-  embedded store is never held open by a running server).
+  engine's thread; with ``record_dir`` every message is also written to capture files (with the
+  embedded store, ``genesis serve`` records instead of holding the store open); with a
+  ClickHouse server the applied rows are inserted in batches (:mod:`genesis.live.writer`).
 
 Sessions. The engine never sends anything per event. Every ``1/publish_hz`` seconds it
 publishes one update (decimated prices and features, the latest ladder, new trades, new
@@ -68,7 +69,10 @@ class EngineConfig:
     engine); points_per_update: price/feature points per symbol per update; seek_history_s: market
     seconds before a seek's target shown after it; buffer_size: updates
     a session buffer holds; address, auth: the server's bind address and whether it
-    authenticates (:func:`authorize`); persist_alerts: write alerts and audit rows to the store.
+    authenticates (:func:`authorize`); persist_alerts: write alerts and audit rows to the store;
+    insert_live, insert_every_s: LIVE rows inserted into the store in batches
+    (:class:`~genesis.live.writer.StoreWriter`; None: when the store is a server, not the
+    embedded one).
     """
 
     mode: str = "replay"
@@ -99,6 +103,8 @@ class EngineConfig:
     address: str = "127.0.0.1"
     auth: bool = False
     persist_alerts: bool = False
+    insert_live: bool | None = None
+    insert_every_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -216,6 +222,7 @@ class LiveEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.client = None
         self.collector: LiveCollector | None = None
+        self.writer = None  # LIVE with a ClickHouse server: batches inserted into the store
         self.manager = AlertManager(self.config.store_url, persist=self.config.persist_alerts)
         self._filed: set[tuple] = set()
         self._alerts_out: list[dict] = []
@@ -286,6 +293,14 @@ class LiveEngine:
                 raise ValueError(f"strategy_symbol {strategy_symbol!r} is not among the engine's symbols {self.symbols}")
             self.strategy = _Strategy(c.strategy, params, strategy_symbol, self._predictor(), user, self._clock())
 
+    def _inserts_live(self) -> bool:
+        if self.config.insert_live is not None:
+            return bool(self.config.insert_live)
+        from genesis.config import settings
+
+        url = self.config.store_url or settings().clickhouse_url
+        return not url.startswith("chdb://")  # a server: insert; the embedded store: record files instead
+
     def _clock(self) -> str:
         # A replay runs faster than real time: its receive times mean nothing; live trades on ours.
         return "local" if self.config.mode == "live" else "exchange"
@@ -353,6 +368,10 @@ class LiveEngine:
             from genesis.feeds.binance.venues import venue as resolve_venue
 
             also.append(CaptureRecorder(c.record_dir, resolve_venue(c.venue, ws_url=c.ws_url, rest_url=c.rest_url)))
+        if self._inserts_live():
+            from genesis.live.writer import StoreWriter
+
+            self.writer = StoreWriter(c.store_url, c.venue, flush_s=c.insert_every_s)
         self.collector = LiveCollector(also)
         self.client = BinanceClient(c.venue, list(c.symbols), self.collector, depth_levels=c.levels,
                                     ws_url=c.ws_url, rest_url=c.rest_url)
@@ -373,6 +392,9 @@ class LiveEngine:
                     last_publish = time.monotonic()
             self.client.stop()
             await task
+            self.tick_live()  # what arrived during the shutdown
+            if self.writer is not None:
+                self.writer.flush()
 
         try:
             self._loop.run_until_complete(main())
@@ -424,6 +446,10 @@ class LiveEngine:
 
     def _process(self, symbol: str, deltas: np.ndarray, trades: np.ndarray, orders: np.ndarray,
                  publish: bool) -> int:
+        step = self._step(symbol, deltas, trades, orders, publish)
+        return step.messages + len(trades) + len(orders)
+
+    def _step(self, symbol: str, deltas: np.ndarray, trades: np.ndarray, orders: np.ndarray, publish: bool) -> Step:
         step = self.pipelines[symbol].step(deltas, trades, orders)
         self._file(step.alerts)
         if self.strategy is not None and symbol == self.strategy.symbol:
@@ -431,7 +457,7 @@ class LiveEngine:
         if publish:
             self._pending[symbol].append(step)
         self._remember(step)
-        return step.messages + len(trades) + len(orders)
+        return step
 
     def _finish(self) -> None:
         if self._finished:
@@ -456,14 +482,17 @@ class LiveEngine:
             batches = self.collector.take() if self.collector is not None else {}
             total = 0
             now_ns = time.time_ns()
-            for symbol, (deltas, trades) in batches.items():
+            for symbol, (deltas, update_ids, trades) in batches.items():
                 if symbol not in self.pipelines:
                     continue
                 # A venue's trade stream can be a few ms out of order against itself: keep each source monotonic.
                 pipe = self.pipelines[symbol]
                 if len(trades):
                     trades["exch_ts"] = np.maximum.accumulate(np.maximum(trades["exch_ts"], pipe.last_trade_ts))
-                total += self._process(symbol, deltas, trades, np.empty(0, ORDER_EVENT_DTYPE), True)
+                step = self._step(symbol, deltas, trades, np.empty(0, ORDER_EVENT_DTYPE), True)
+                total += step.messages + len(trades)
+                if self.writer is not None:
+                    self.writer.add(symbol, deltas, update_ids, step)
                 local = [int(a["local_ts"].max()) for a in (deltas, trades) if len(a)]
                 if local:
                     self.lag_ms.add((now_ns - max(local)) / 1e6)

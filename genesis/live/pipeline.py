@@ -52,6 +52,11 @@ class Step:
     regime_ts: np.ndarray
     regimes: np.ndarray
     messages: int  # depth messages applied (crossed ones included)
+    book_rows: np.ndarray = None  # (n,) index in the slice's deltas of each book row's first delta
+
+    def __post_init__(self) -> None:
+        if self.book_rows is None:
+            self.book_rows = np.empty(0, np.int64)
 
 
 class SymbolPipeline:
@@ -105,9 +110,9 @@ class SymbolPipeline:
             keep = ~crossed & (raw_ts > 0)
             ts = np.maximum.accumulate(np.maximum(raw_ts, self._last_book_ts))[keep]
             book = Book(ts, bid_px[keep], bid_sz[keep], ask_px[keep], ask_sz[keep])
-            messages = len(starts)
+            messages, book_rows = len(starts), np.asarray(starts, np.int64)[keep]
         else:
-            book, messages = Book.empty(self.levels), 0
+            book, messages, book_rows = Book.empty(self.levels), 0, np.empty(0, np.int64)
         if len(book):
             self._last_book_ts = int(book.ts[-1])
         if len(trades):
@@ -130,7 +135,8 @@ class SymbolPipeline:
                                            trades if "trades" in self.sources and len(trades) else None,
                                            book if len(book) else None)
         regime_ts, regimes = self._regimes(book, trades, alerts)
-        return Step(self.symbol, book, features, self.columns, trades, alerts, regime_ts, regimes, messages)
+        return Step(self.symbol, book, features, self.columns, trades, alerts, regime_ts, regimes, messages,
+                    book_rows)
 
     def _regimes(self, book: Book, trades: np.ndarray, alerts: pd.DataFrame, final: bool = False):
         times = manipulation_alert_times(alerts, self.regime_kinds,

@@ -228,20 +228,23 @@ class LiveCollector(FeedListener):
         for listener in self.also:
             listener.on_status(symbol, status, detail)
 
-    def take(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per symbol: (deltas of every message applied since the last call, its trades)."""
+    def take(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per symbol: (deltas of every message applied since the last call, with ``seq`` the
+        message's index among them; the messages' venue update ids (the ``seq`` they came with);
+        the trades)."""
         with self._lock:
             depth, self._depth = self._depth, {}
             trades, self._trades = self._trades, {}
         out = {}
         for symbol in set(depth) | set(trades):
-            d = np.concatenate(depth[symbol]) if depth.get(symbol) else np.empty(0, DELTA_DTYPE)
+            messages = depth.get(symbol) or []
+            d = np.concatenate(messages) if messages else np.empty(0, DELTA_DTYPE)
+            update_ids = np.array([int(m["seq"][0]) if len(m) else -1 for m in messages], np.int64)
             if len(d):
                 # Each message is one group: number them (a snapshot and the next delta may share an update id).
-                sizes = [len(m) for m in depth[symbol]]
-                d["seq"] = np.repeat(np.arange(len(sizes)), sizes)
+                d["seq"] = np.repeat(np.arange(len(messages)), [len(m) for m in messages])
             t = np.array(trades[symbol], TRADE_DTYPE) if trades.get(symbol) else np.empty(0, TRADE_DTYPE)
-            out[symbol] = (d, t)
+            out[symbol] = (d, update_ids, t)
         return out
 
 
