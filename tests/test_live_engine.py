@@ -319,3 +319,20 @@ def test_engine_config_rejects_bad_values():
     with pytest.raises(ValueError, match="only in simulation"):
         LiveEngine(EngineConfig(mode="replay", symbols=["x"]), events={"x": simulated_market(None, seconds=5)}
                    ).set_scenario("spoofing")
+
+
+def test_quiet_stretches_are_jumped_over_at_replay_speed():
+    early = simulated_market(None, seconds=20, seed=3)
+    late = simulated_market("spoofing", seconds=20, seed=4)
+    hour = 3600 * 10**9
+    for name in ("deltas", "trades", "orders"):
+        for array in (getattr(late, name),):
+            array["exch_ts"] += hour
+            array["local_ts"] += hour
+    late.symbol = "sim:LATE"
+    engine = LiveEngine(EngineConfig(mode="simulation", speed=10.0), events={early.symbol: early, late.symbol: late})
+    ticks = 0
+    while not engine.ended and ticks < 200:
+        engine.tick(0.5)  # 5 s of market a tick: 40 s of events, plus one jump over the hour
+        ticks += 1
+    assert engine.ended and ticks < 20

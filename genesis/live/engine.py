@@ -67,7 +67,8 @@ class EngineConfig:
     strategy's inputs; publish_hz: updates per second to sessions; tick_s: the engine's step;
     max_events_per_tick: events one step processes at most (bounds the time a step holds the
     engine); points_per_update: price/feature points per symbol per update; seek_history_s: market
-    seconds before a seek's target shown after it; buffer_size: updates
+    seconds before a seek's target shown after it; skip_quiet_s: a stretch of market time longer
+    than this without any event is jumped over (to 1 s before the next event); buffer_size: updates
     a session buffer holds; address, auth: the server's bind address and whether it
     authenticates (:func:`authorize`); persist_alerts: write alerts and audit rows to the store;
     insert_live, insert_every_s: LIVE rows inserted into the store in batches
@@ -99,6 +100,7 @@ class EngineConfig:
     points_per_update: int = 120
     trades_per_update: int = 300
     seek_history_s: float = 20.0
+    skip_quiet_s: float = 30.0
     buffer_size: int = 64
     address: str = "127.0.0.1"
     auth: bool = False
@@ -410,6 +412,11 @@ class LiveEngine:
                 return 0
             if self.speed > 0:
                 target = self.clock + int(wall_dt * self.speed * 1e9)
+                # A quiet stretch (symbols of different days, a weekend) is jumped over, not waited out.
+                upcoming = [t for t in (cu.next_ts() for cu in self.cursors.values()) if t is not None]
+                if upcoming and min(upcoming) - target > self.config.skip_quiet_s * 1e9:
+                    target = min(upcoming) - int(1e9)
+                    self.clock = max(self.clock, target)
                 # Replay lag: how late the step is on its schedule (events due before it waited a step).
                 self.lag_ms.add(wall_dt * 1e3)
             else:
