@@ -15,7 +15,6 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, DataTable, DateFormatter, LinearColorMapper, NumberFormatter, TableColumn
 from bokeh.plotting import figure
-from bokeh.transform import linear_cmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the apps' shared module (not a package)
 import common  # noqa: E402

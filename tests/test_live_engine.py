@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from genesis.live import (Cursor, EngineConfig, LiveEngine, NotAuthorized, SessionBuffer, authorize,
-                          is_loopback_address, load_replay, simulated_market)
+                          is_loopback_address, simulated_market)
 from genesis.surveillance.engine import Inputs, detect
 from tests.conftest import capture_path
 

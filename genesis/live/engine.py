@@ -461,7 +461,7 @@ class LiveEngine:
         self._file(step.alerts)
         if self.strategy is not None and symbol == self.strategy.symbol:
             self.strategy.feed(deltas, trades, step)
-        if publish:
+        if publish and self.hub.sessions:  # (nobody to show it to: keep nothing)
             self._pending[symbol].append(step)
         self._remember(step)
         return step
@@ -472,7 +472,8 @@ class LiveEngine:
         for symbol, pipeline in self.pipelines.items():
             step = pipeline.finish()
             self._file(step.alerts)
-            self._pending[symbol].append(step)
+            if self.hub.sessions:
+                self._pending[symbol].append(step)
         if self.strategy is not None:
             self.strategy.trader.close()
         self._finished = True
