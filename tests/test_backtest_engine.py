@@ -95,9 +95,22 @@ def test_replay_rows_merge_the_clocks_like_a_stable_sort(unknown_exch):
     trades["price"], trades["qty"], trades["aggressor"] = 100.5, 0.1, rng.choice([1, -1], 150)
     rows = replay_rows(deltas, trades, local_offset_ns=10)
 
-    from genesis.backtest.events import _message_rows
-
-    base = _message_rows(deltas, trades)
+    # One copy in the venue's message order, by hand: by exch_ts, a trade before a depth message
+    # at one time, else input order; a snapshot is a CLEAR row then its levels.
+    msgs = []
+    for m in range(n_msg):
+        lv = deltas[deltas["seq"] == m]
+        rows_m = [(exch[m], local[m], DEPTH, int(d["side"]), float(d["price"]), float(d["qty"])) for d in lv]
+        if lv["is_snapshot"][0]:
+            rows_m.insert(0, (exch[m], local[m], CLEAR, 0, np.nan, 0.0))
+        msgs.append(((exch[m], 1, m), rows_m))
+    for m, t in enumerate(trades):
+        msgs.append(((t["exch_ts"], 0, m), [(t["exch_ts"], t["local_ts"], TRADE, int(t["aggressor"]), 100.5, 0.1)]))
+    base = []
+    for _, rows_m in sorted(msgs, key=lambda x: x[0]):
+        rows_m[-1] = rows_m[-1][:2] + (rows_m[-1][2] | FLAG_LAST,) + rows_m[-1][3:]
+        base.extend(rows_m)
+    base = np.array(base, REPLAY_DTYPE)
     base["exch_ts"] = np.where(base["exch_ts"] <= 0, base["local_ts"], base["exch_ts"])
     base["local_ts"] += 10
     venue = base[np.argsort(base["exch_ts"], kind="stable")]

@@ -87,45 +87,41 @@ def _message_rows(deltas: np.ndarray, trades: np.ndarray) -> np.ndarray:
     msg_exch = np.concatenate((deltas["exch_ts"][starts], trades["exch_ts"]))
     is_depth = np.concatenate((np.ones(n_d, np.int8), np.zeros(n_t, np.int8)))
     order = np.lexsort((np.arange(n_d + n_t), is_depth, msg_exch))
-    # Rows per message: depth levels (+1 CLEAR for a snapshot); a trade is one row.
-    n_rows = np.concatenate((counts + snap.astype(np.int64), np.ones(n_t, np.int64)))[order]
-    first = np.concatenate(([0], np.cumsum(n_rows)[:-1]))
-    total = int(n_rows.sum()) if len(n_rows) else 0
+    total = int(counts.sum() + np.count_nonzero(snap)) + n_t
     out = np.empty(total, REPLAY_DTYPE)
-    if total == 0:
-        return out
-
-    pos_of = np.empty(n_d + n_t, np.int64)  # message id -> its first row in ``out``
-    pos_of[order] = first
-    # Depth messages.
-    d_first = pos_of[:n_d]
-    clear_pos = d_first[snap]
-    level_first = d_first + snap.astype(np.int64)
-    msg_of_level = np.repeat(np.arange(n_d), counts)
-    level_pos = np.repeat(level_first, counts) + (np.arange(len(deltas)) - np.repeat(starts, counts))
-    out["exch_ts"][level_pos] = deltas["exch_ts"][starts][msg_of_level]
-    out["local_ts"][level_pos] = deltas["local_ts"][starts][msg_of_level]
-    out["kind"][level_pos] = DEPTH
-    out["side"][level_pos] = deltas["side"]
-    out["price"][level_pos] = deltas["price"]
-    out["qty"][level_pos] = deltas["qty"]
-    snap_starts = starts[snap]
-    out["exch_ts"][clear_pos] = deltas["exch_ts"][snap_starts]
-    out["local_ts"][clear_pos] = deltas["local_ts"][snap_starts]
-    out["kind"][clear_pos] = CLEAR
-    out["side"][clear_pos] = 0
-    out["price"][clear_pos] = np.nan
-    out["qty"][clear_pos] = 0.0
-    # Trades.
-    t_pos = pos_of[n_d:]
-    out["exch_ts"][t_pos] = trades["exch_ts"]
-    out["local_ts"][t_pos] = trades["local_ts"]
-    out["kind"][t_pos] = TRADE
-    out["side"][t_pos] = trades["aggressor"]
-    out["price"][t_pos] = trades["price"]
-    out["qty"][t_pos] = trades["qty"]
-    out["kind"][first + n_rows - 1] |= FLAG_LAST
+    _fill_messages(order, starts, counts, snap, deltas, trades, out)
     return out
+
+
+@nb.njit(cache=True)
+def _fill_messages(order, starts, counts, snap, deltas, trades, out):
+    """Write the messages into ``out`` in ``order`` (ids below len(starts) are depth messages, the
+    rest trades): a snapshot's CLEAR row, then a depth message's levels (stamped with its first
+    row's clocks), or a trade's row; FLAG_LAST on each message's last row."""
+    n_d = starts.shape[0]
+    k = 0
+    for m in order:
+        if m < n_d:
+            s = starts[m]
+            exch_ts, local_ts = deltas[s].exch_ts, deltas[s].local_ts
+            if snap[m]:
+                row = out[k]
+                row.exch_ts, row.local_ts, row.kind, row.side, row.price, row.qty = \
+                    exch_ts, local_ts, CLEAR, 0, np.nan, 0.0
+                k += 1
+            for j in range(s, s + counts[m]):
+                row = out[k]
+                d = deltas[j]
+                row.exch_ts, row.local_ts, row.kind, row.side, row.price, row.qty = \
+                    exch_ts, local_ts, DEPTH, d.side, d.price, d.qty
+                k += 1
+        else:
+            t = trades[m - n_d]
+            row = out[k]
+            row.exch_ts, row.local_ts, row.kind, row.side, row.price, row.qty = \
+                t.exch_ts, t.local_ts, TRADE, t.aggressor, t.price, t.qty
+            k += 1
+        out[k - 1].kind |= FLAG_LAST
 
 
 def feed_latency_offset(deltas: np.ndarray, trades: np.ndarray, min_feed_latency_ns: int = 0) -> int:
