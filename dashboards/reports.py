@@ -80,6 +80,13 @@ class ReportsApp(pn.viewable.Viewer):
         self.report = pn.Column(sizing_mode="stretch_width")
         self.message = pn.pane.HTML("", sizing_mode="stretch_width")
         self.pipelines_pane = pn.pane.DataFrame(pd.DataFrame(), index=False, sizing_mode="stretch_width")
+        # An executed notebook of a pipeline run (papermill output, with its plots), to download and open.
+        self.notebook = pn.widgets.Select(name="executed notebook", options={}, width=520)
+        self.notebook_download = pn.widgets.FileDownload(callback=self._notebook_bytes, filename="notebook.ipynb",
+                                                         label="Download notebook", width=180)
+        self.notebook.param.watch(
+            lambda event: setattr(self.notebook_download, "filename", Path(event.new).name if event.new else ""),
+            "value")
         self._layout = pn.Column(
             common.header("reports", self.engine.config.mode, common.session_user()),
             pn.pane.HTML("<h3 style='margin:4px 0'>Backtest and paper runs</h3>"),
@@ -88,6 +95,7 @@ class ReportsApp(pn.viewable.Viewer):
             pn.Row(self.pick, self.open_btn, self.table, self.download), self.message,
             self.report,
             pn.pane.HTML("<h3 style='margin:4px 0'>Pipeline runs</h3>"), self.pipelines_pane,
+            pn.Row(self.notebook, self.notebook_download),
             sizing_mode="stretch_width")
 
     def __panel__(self):
@@ -109,7 +117,10 @@ class ReportsApp(pn.viewable.Viewer):
         self.pick.options = {f"{r.run_id} · {r.kind} · {r.strategy} · {r.symbols}": r.run_id
                              for r in runs.itertuples()} if len(runs) else {}
         self.open_btn.disabled = not len(runs)
-        self.pipelines_pane.object = pipeline_runs()
+        pipelines = pipeline_runs()
+        self.pipelines_pane.object = pipelines
+        self.notebook.options = {f"{Path(folder).parent.name}/{Path(folder).name}/{nb.name}": str(nb)
+                                 for folder in pipelines["folder"] for nb in sorted(Path(folder).glob("*.ipynb"))}
         self._show_chart()
 
     def _show_chart(self) -> None:
@@ -138,6 +149,9 @@ class ReportsApp(pn.viewable.Viewer):
         self.report.objects = [pn.pane.Bokeh(report_layout(self.result, metrics=metrics), sizing_mode="stretch_width")]
         self.download.disabled = False
         self.message.object = common.message(f"report of run {run_id}", True)
+
+    def _notebook_bytes(self) -> io.BytesIO:
+        return io.BytesIO(Path(self.notebook.value).read_bytes()) if self.notebook.value else io.BytesIO()
 
     def _rename(self, event) -> None:
         self.download.filename = f"{event.new}.csv"

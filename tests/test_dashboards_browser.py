@@ -15,6 +15,7 @@ Screenshots go to $GENESIS_TEST_ARTIFACTS/dashboards when set, else to the test'
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -101,6 +102,14 @@ def servers(tmp_path_factory):
     _genesis("ingest", "binance-capture", str(SAMPLE), env=env)
     _genesis("backtest", "run", "--strategy", "ofi_signal", "--param", "entry=1", "--param", "exit=0.5",
              "--symbol", "binance-usdm:BTCUSDT", env=env)
+    # A pipeline run as the runner leaves it (manifest + executed notebook), for the reports app to list.
+    run_dir = home / "runs" / "demo" / "20260101T000000Z"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({
+        "pipeline": "demo", "ok": True, "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:01:00Z",
+        "error": None, "parameters": {}, "steps": [{"notebook": "notebooks/01_ingest.ipynb",
+                                                    "output": "01_ingest.ipynb", "status": "ok"}]}))
+    (run_dir / "01_ingest.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
     started = []
     try:
         # The replay engine reads the store once at start-up: the second server starts after it.
@@ -168,6 +177,10 @@ def test_each_app_loads_without_console_errors_and_draws(servers, browser, artif
         csv = Path(download.value.path()).read_text().splitlines()
         assert download.value.suggested_filename == "fills.csv"
         assert csv[0].startswith("exch_ts,local_ts,order_id,side,price,qty") and len(csv) > 10
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download notebook").click()
+        assert download.value.suggested_filename == "01_ingest.ipynb"
+        assert json.loads(Path(download.value.path()).read_text())["nbformat"] == 4
     wait_for(lambda: page.locator("canvas").count() >= min_canvases, what=f"{min_canvases} canvases")
     if app == "surveillance":
         wait_for(lambda: text(page, "#regime") and text(page, "#health-messages-s") != "0", what="health")
