@@ -240,6 +240,9 @@ class SurveillanceApp(pn.viewable.Viewer):
             if u.get("reset"):
                 self._clear()
                 price, feats, trades = [], [], []
+                if self.symbol not in u["symbols"] and u["symbols"]:  # a new simulated market (another session)
+                    self.pick_symbol.options = list(u["symbols"])
+                    self.symbol = self.pick_symbol.value = next(iter(u["symbols"]))
             s = u["symbols"].get(self.symbol, {})
             if "ts" in s:
                 x = common.ms(s["ts"])

@@ -336,3 +336,16 @@ def test_quiet_stretches_are_jumped_over_at_replay_speed():
         engine.tick(0.5)  # 5 s of market a tick: 40 s of events, plus one jump over the hour
         ticks += 1
     assert engine.ended and ticks < 20
+
+
+def test_a_new_scenario_replaces_the_simulated_market():
+    engine = engine_for(simulated_market(None, seconds=10, seed=5))
+    session = engine.subscribe()
+    engine.run_until_done()
+    engine.set_scenario("layering", seconds=30, seed=2)
+    assert engine.symbols == ["sim:LAYERING-2"] and engine.playing and not engine.ended
+    engine.run_until_done()
+    update = engine.publish()
+    assert update["scenario"] == "layering" and list(update["symbols"]) == ["sim:LAYERING-2"]
+    assert "layering" in set(engine.cases()["kind"])
+    assert session.drain()[-1]["reset"]
