@@ -741,11 +741,13 @@ def _ladder_set(bk, b, bid, i, q, n, best):
     old = bk[b, i]
     bk[b, i] = q
     add = q > 0.0
-    n += np.int64(add and old <= 0.0) - np.int64(old > 0.0 and not add)
+    had = old > 0.0
+    n += np.int64(add & (old <= 0.0)) - np.int64(had & (not add))
     # No level is best = -1: below every element for bids, above every one for asks as unsigned.
-    if add and ((i > best) if bid else (np.uint64(i) < np.uint64(best))):
+    # The rare conditions first: each test is a branch, and whether a level comes or goes is random.
+    if ((i > best) if bid else (np.uint64(i) < np.uint64(best))) and add:
         best = i
-    elif old > 0.0 and not add and i == best:
+    elif i == best and had and not add:
         if n == 0:
             best = _NO_LEVEL
         elif bid:
