@@ -188,6 +188,12 @@ def test_controls_are_recorded_with_the_user_and_refused_without_one(spoofing_ma
         ("stop", "system"), ("start", "alice"), ("stop", "alice"), ("reset", "bob")]
     with pytest.raises(ValueError, match="no parameter"):
         engine.set_strategy_params({"bogus": 1}, "alice")
+    engine.strategy_start("alice")
+    engine.seek(engine.range[0] + 10 * 10**9, user="alice")  # back: a new trader from the start, still running
+    restarted = engine.strategy.trader
+    assert restarted.started and [(a["action"], a["user"]) for a in restarted.actions] == [
+        ("stop", "alice"), ("start", "alice")]
+    assert restarted.status()["replay_ts"] <= engine.clock
     engine.set_strategy_params({"entry": 5.0}, "alice")
     assert engine.strategy.params["entry"] == 5.0 and engine.strategy.trader.status()["replay_ts"] > 0
 
@@ -349,3 +355,23 @@ def test_a_new_scenario_replaces_the_simulated_market():
     assert update["scenario"] == "layering" and list(update["symbols"]) == ["sim:LAYERING-2"]
     assert "layering" in set(engine.cases()["kind"])
     assert session.drain()[-1]["reset"]
+
+
+def test_the_paper_session_of_a_replay_is_a_backtest_of_its_rows(spoofing_market):
+    from genesis.backtest.engine import Backtester
+    from genesis.backtest.events import replay_rows
+
+    params = {"entry": 1.0, "exit": 0.5, "qty": 1.0}
+    engine = engine_for(spoofing_market, strategy_params=params, max_events_per_tick=3000)
+    engine.strategy_start("alice")  # before the first row
+    engine.run_until_done()
+    paper = engine.strategy.trader.fills()
+    # The same rows seen at their venue time (the replay's clock), replayed at once.
+    deltas, trades = spoofing_market.deltas.copy(), spoofing_market.trades.copy()
+    deltas["local_ts"], trades["local_ts"] = deltas["exch_ts"], trades["exch_ts"]
+    bt = Backtester("ofi_signal", params)
+    bt.set_mode("entries_allowed")
+    bt.process(replay_rows(deltas, trades))
+    batch = bt.fills()
+    assert len(paper) > 10
+    np.testing.assert_array_equal(paper, batch)

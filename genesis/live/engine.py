@@ -19,9 +19,9 @@ alerts, strategy status, health) to every subscribed :class:`~genesis.live.buffe
 a session that does not drain its buffer loses its oldest updates (counted), so a slow or
 closed browser costs the engine one append per update, never a wait.
 
-Seek. Moving forward processes the events in between (alerts and strategy included) without
-publishing them; moving back restarts the pipelines and the paper trader (its session is
-reset: a replay cannot go back in time) and runs forward again. Detection is deterministic,
+Seek. Moving forward processes the events in between (alerts and strategy included), publishing
+only the last ``seek_history_s``; moving back restarts the pipelines and the paper trader (flat,
+with its parameters, running if it was: a replay cannot go back in time) and runs forward again. Detection is deterministic,
 so alerts already filed are recognised and not filed twice (cases keep their workflow state).
 
 Controls (strategy start/stop/reset/parameters, alert state changes) take the requesting user
@@ -143,9 +143,14 @@ class _Strategy:
 
         self.name, self.params, self.symbol = name, dict(params), symbol
         # Batches are flushed by the engine after each slice (huge batch limits: never on their own).
-        self.trader = PaperTrader(name, self.params or None, symbol=symbol, clock=clock,
-                                  feed_latency_ns=1_000_000, batch_rows=1 << 40, batch_interval_s=1e9,
-                                  hold_ns=0, user=user, predictor=predictor)
+        # A replay's slices follow one another strictly in exchange time, so each is replayed whole
+        # at once (seen at its venue time: no hold-back, no feed latency, nothing moved), and the
+        # session equals a backtest of the rows; a live feed's batches overlap in time and are held
+        # back as PaperTrader does by default.
+        self.replay = clock == "exchange"
+        self.trader = PaperTrader(name, self.params or None, symbol=symbol, clock=clock, feed_latency_ns=0,
+                                  batch_rows=1 << 40, batch_interval_s=1e9, user=user, predictor=predictor,
+                                  **({"hold_ns": 0} if self.replay else {}))
         self.fills_seen = 0
         self.decision_ms = _Quantiles()
         self.last_top = None
@@ -167,7 +172,7 @@ class _Strategy:
                                   b.ask_px[k], b.ask_sz[k]))
         for row in trades:
             t.on_trade(self.symbol, row)
-        t.flush()
+        t.flush(final=self.replay)
         if len(deltas) or len(trades):
             self.decision_ms.add((time.perf_counter() - began) * 1e3)
 
@@ -294,6 +299,8 @@ class LiveEngine:
             if strategy_symbol not in self.symbols:
                 raise ValueError(f"strategy_symbol {strategy_symbol!r} is not among the engine's symbols {self.symbols}")
             self.strategy = _Strategy(c.strategy, params, strategy_symbol, self._predictor(), user, self._clock())
+            if previous is not None and previous.trader.started:  # a seek back keeps the trader running
+                self.strategy.trader.start(user)
 
     def _inserts_live(self) -> bool:
         if self.config.insert_live is not None:
