@@ -8,7 +8,8 @@ from genesis.live.buffers import Hub, SessionBuffer
 from genesis.live.engine import MODES, SPEEDS, EngineConfig, LiveEngine
 from genesis.live.pipeline import FEATURES, Step, SymbolPipeline
 from genesis.live.sources import Cursor, LiveCollector, load_replay, simulated_market
+from genesis.live.writer import StoreWriter
 
 __all__ = ["LiveEngine", "EngineConfig", "MODES", "SPEEDS", "SymbolPipeline", "Step", "FEATURES", "Cursor",
            "LiveCollector", "load_replay", "simulated_market", "SessionBuffer", "Hub", "authorize",
-           "is_loopback_address", "NotAuthorized"]
+           "is_loopback_address", "NotAuthorized", "StoreWriter"]
