@@ -19,7 +19,8 @@ SAMPLE = data/sample/usdm_btcusdt_20240808.jsonl.gz
 SAMPLE_SYMBOL = binance-usdm:BTCUSDT
 # A simulated market with spoofing and layering episodes (ground truth in the `episodes` table).
 SIMULATION = --scenario spoofing --scenario layering --seconds 600 --seed 1
-NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb notebooks/03_train_deeplob.ipynb notebooks/04_backtest.ipynb notebooks/05_surveillance.ipynb
+NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb notebooks/03_train_deeplob.ipynb notebooks/04_backtest.ipynb notebooks/05_surveillance.ipynb \
+	notebooks/surveillance_review.ipynb
 TORCH_PIN = 2.13.0
 # The venv is (re)installed when missing or when pyproject.toml changes.
 STAMP = $(VENV)/.installed
@@ -112,10 +113,16 @@ where: export GENESIS_HOME := $(GENESIS_HOME)
 where: $(STAMP) ## where the store, run outputs and notebooks are
 	@$(BIN)/python -c "$$WHERE_PY"
 
-# The last step of `make run`. Dashboards (Panel) are not there yet: a later issue makes
-# this serve them (it will block here until interrupted).
-serve:
-	@echo "  no dashboards yet: nothing to serve"
+review: export GENESIS_HOME := $(GENESIS_HOME)
+review: setup ## the Voila surveillance review app at http://127.0.0.1:8866
+	@$(VENV_PATH) $(BIN)/voila notebooks/surveillance_review.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8866
+
+# The last step of `make run`: the dashboards over the ingested store (REPLAY), until Ctrl-C.
+# SERVE_ARGS="--mode live --venue usdm --symbols BTCUSDT" for Binance; "--mode simulation --scenario spoofing".
+SERVE_ARGS ?=
+serve: export GENESIS_HOME := $(GENESIS_HOME)
+serve: $(STAMP) ## the dashboards at http://127.0.0.1:5006 (REPLAY of the store; SERVE_ARGS=... for more)
+	@$(BIN)/genesis serve $(SERVE_ARGS)
 
 test: setup ## tests/, then the notebooks under nbval; each with its own throwaway GENESIS_HOME
 	@unit_home="$$(mktemp -d "$${TMPDIR:-/tmp}/genesis-test.XXXXXX")"; \
