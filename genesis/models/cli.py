@@ -12,10 +12,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     datamodule = LOBDataModule.from_store(args.symbol, args.start, args.end, store_url=args.store,
                                           horizon=args.horizon, label=args.label, alpha=args.alpha,
                                           n_folds=args.folds, fold=args.fold, batch_size=args.batch_size,
-                                          seed=args.seed)
+                                          seed=args.seed, price_reference=args.price_reference,
+                                          stride=args.stride)
     path, result = train_and_register(
         datamodule, directory=args.models_dir, max_epochs=args.epochs, patience=args.patience, lr=args.lr,
-        seed=args.seed, deterministic=args.deterministic, progress=not args.quiet,
+        weight_decay=args.weight_decay, seed=args.seed, deterministic=args.deterministic, progress=not args.quiet,
         data_note={"range": f"{args.start or 'first row'} .. {args.end or 'last row'}", "sampling": "event"})
     print(result.table("test").round(3).to_string())
     print(f"model saved: {path} (card: {path / 'MODEL_CARD.md'})")
@@ -67,6 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     deeplob.add_argument("--patience", type=int, default=3, help="early stopping on validation macro-F1")
     deeplob.add_argument("--batch-size", type=int, default=64)
     deeplob.add_argument("--lr", type=float, default=1e-3)
+    deeplob.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay (default 0)")
+    deeplob.add_argument("--price-reference", choices=("level", "ema"), default="level",
+                         help="prices as z-scored levels, or minus a causal EMA of the mid (default level)")
+    deeplob.add_argument("--stride", type=int, default=1, help="rows between window ends (default 1)")
     deeplob.add_argument("--seed", type=int, default=0)
     deeplob.add_argument("--deterministic", action="store_true")
     deeplob.add_argument("--models-dir", default=None, help="default GENESIS_MODELS_DIR or the repository's models/")

@@ -33,9 +33,10 @@ CLASSES = (-1, 0, 1)  # down, stationary, up: genesis.features.labels' conventio
 
 
 class DeepLOBModule(L.LightningModule):
-    """DeepLOB + class-weighted cross-entropy + Adam; logs losses and validation macro-F1."""
+    """DeepLOB + class-weighted cross-entropy + Adam(W); logs losses and validation macro-F1."""
 
-    def __init__(self, class_weights: torch.Tensor | None = None, lr: float = 1e-3, **model_kwargs):
+    def __init__(self, class_weights: torch.Tensor | None = None, lr: float = 1e-3, weight_decay: float = 0.0,
+                 **model_kwargs):
         super().__init__()
         self.save_hyperparameters(ignore=["class_weights"])
         self.model = DeepLOB(**model_kwargs)
@@ -70,7 +71,9 @@ class DeepLOBModule(L.LightningModule):
         self.log("val_macro_f1", float(classification_report(y, p, n_classes=3)["macro_f1"]), prog_bar=True)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        # AdamW: decoupled weight decay (0 = plain Adam, the reference's optimiser).
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                 weight_decay=self.hparams.get("weight_decay", 0.0))
 
 
 @dataclass
@@ -190,25 +193,32 @@ def baseline_reports(datamodule, splits=("val", "test")) -> dict[str, dict[str, 
 
 
 # -- training -----------------------------------------------------------------------------
-def train_deeplob(datamodule, *, max_epochs: int = 20, patience: int = 3, lr: float = 1e-3, seed: int = 0,
-                  deterministic: bool = False, accelerator: str = "auto", out_dir: str | Path | None = None,
-                  progress: bool = True, limit_train_batches: int | float | None = None) -> TrainResult:
+def train_deeplob(datamodule, *, max_epochs: int = 20, patience: int = 3, lr: float = 1e-3,
+                  weight_decay: float = 0.0, seed: int = 0, deterministic: bool = False, accelerator: str = "auto",
+                  out_dir: str | Path | None = None, progress: bool = True,
+                  limit_train_batches: int | float | None = None) -> TrainResult:
     """Train on the datamodule's train split; early stopping and the kept checkpoint follow
-    validation macro-F1; reports on val and test for DeepLOB and both baselines."""
-    L.seed_everything(seed, workers=True)
-    datamodule.setup("fit")
-    if out_dir is None:  # checkpoints go somewhere temporary, never into the working directory
+    validation macro-F1; reports on val and test for DeepLOB and both baselines.
+
+    ``out_dir`` keeps the checkpoints; None writes them to a temporary directory that is
+    removed once the best one is loaded (``best_checkpoint`` then names a deleted file)."""
+    if out_dir is None:  # never into the working directory, and nothing left behind in /tmp
         import tempfile
 
-        out_dir = tempfile.mkdtemp(prefix="genesis-deeplob-")
-    module = DeepLOBModule(class_weights=datamodule.class_weights, lr=lr)
-    checkpoint = ModelCheckpoint(dirpath=str(out_dir) if out_dir else None, monitor="val_macro_f1", mode="max",
+        with tempfile.TemporaryDirectory(prefix="genesis-deeplob-") as scratch:
+            return train_deeplob(datamodule, max_epochs=max_epochs, patience=patience, lr=lr,
+                                 weight_decay=weight_decay, seed=seed, deterministic=deterministic,
+                                 accelerator=accelerator, out_dir=scratch, progress=progress,
+                                 limit_train_batches=limit_train_batches)
+    L.seed_everything(seed, workers=True)
+    datamodule.setup("fit")
+    module = DeepLOBModule(class_weights=datamodule.class_weights, lr=lr, weight_decay=weight_decay)
+    checkpoint = ModelCheckpoint(dirpath=str(out_dir), monitor="val_macro_f1", mode="max",
                                  save_top_k=1, filename="best-{epoch}-{val_macro_f1:.3f}")
     trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=1, deterministic=deterministic,
                         callbacks=[EarlyStopping(monitor="val_macro_f1", mode="max", patience=patience), checkpoint],
                         enable_progress_bar=progress, logger=False, enable_model_summary=False,
-                        default_root_dir=str(out_dir) if out_dir else None,
-                        limit_train_batches=limit_train_batches)
+                        default_root_dir=str(out_dir), limit_train_batches=limit_train_batches)
     began = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - began
@@ -247,7 +257,7 @@ def train_and_register(datamodule, *, directory=None, model_id: str | None = Non
         "training": {"epochs run": result.epochs, "best checkpoint": Path(result.best_checkpoint).name
                      if result.best_checkpoint else "last", "seconds": round(result.seconds, 1),
                      "samples per second": round(result.samples_per_s), "seed": options["seed"],
-                     **{k: v for k, v in train_options.items() if k in ("max_epochs", "patience", "lr", "deterministic")}},
+                     **{k: v for k, v in train_options.items() if k in ("max_epochs", "patience", "lr", "weight_decay", "deterministic")}},
         "datamodule": options,
     }
     path = save_model(result.module.model, datamodule.scaler, config, result.reports, model_id=model_id,
