@@ -149,19 +149,19 @@ def test_malformed_lines_go_to_quarantine_with_reason_and_valid_rows_around_them
 
 def test_a_failed_ingest_rolls_back_and_the_next_run_completes(store_url, monkeypatch):
     path = capture_path(SAMPLE)
-    original = ingest_module._insert_book_rows
+    original = ingest_module.insert_book_rows
 
     def failing(*args, **kwargs):
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(ingest_module, "_insert_book_rows", failing)
+    monkeypatch.setattr(ingest_module, "insert_book_rows", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         ingest_binance_capture(path, store_url=store_url, progress=False)
     assert sum(table_counts(store_url).values()) == 0  # the deltas written before the failure are gone
     with connect(store_url) as store:
         assert store.query_rows("SELECT status FROM ingest_log FINAL") == [("failed",)]
 
-    monkeypatch.setattr(ingest_module, "_insert_book_rows", original)
+    monkeypatch.setattr(ingest_module, "insert_book_rows", original)
     report = ingest_binance_capture(path, store_url=store_url, progress=False)
     assert report.files[0].status == "ingested" and table_counts(store_url)["trades"] == 21_313
 

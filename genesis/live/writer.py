@@ -50,7 +50,7 @@ class StoreWriter:
         self._last = time.monotonic()
         if not self._pending:
             return 0
-        from genesis.pipelines.ingest import _insert_book_rows
+        from genesis.pipelines.ingest import insert_book_rows
         from genesis.store import connect, migrate
 
         pending, self._pending, self._rows = self._pending, [], 0
@@ -71,7 +71,7 @@ class StoreWriter:
                 b = step.book
                 if len(b):
                     first = step.book_rows
-                    rows = _insert_book_rows(store, tag, "event", b.ts, deltas["local_ts"][first],
+                    rows = insert_book_rows(store, tag, "event", b.ts, deltas["local_ts"][first],
                                              update_ids[deltas["seq"][first]], b.bid_px, b.bid_sz, b.ask_px, b.ask_sz)
                     self.inserted["book_snapshots"] += rows
                     n += rows

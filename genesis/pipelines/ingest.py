@@ -299,7 +299,7 @@ def _write_capture(store, capture: CaptureFile, source_id: str, books, depth_lev
 
         top = result.top_msg
         row_ts = depth.exch_ts[top]
-        counts["book_snapshots"] += _insert_book_rows(store, tag, "event", row_ts, depth.local_ts[top],
+        counts["book_snapshots"] += insert_book_rows(store, tag, "event", row_ts, depth.local_ts[top],
                                                       depth.last_id[top], result.bid_px, result.bid_sz,
                                                       result.ask_px, result.ask_sz)
         gaps = result.gaps
@@ -307,7 +307,7 @@ def _write_capture(store, capture: CaptureFile, source_id: str, books, depth_lev
             times, source = grid_rows(row_ts, depth.exch_ts[gaps[:, GAP_MSG]], gaps[:, GAP_ROWS_BEFORE], grid_ns)
             valid = source >= 0
             src = source[valid]
-            counts["book_snapshots"] += _insert_book_rows(
+            counts["book_snapshots"] += insert_book_rows(
                 store, tag, grid, times[valid], depth.local_ts[top][src], depth.last_id[top][src],
                 result.bid_px[src], result.bid_sz[src], result.ask_px[src], result.ask_sz[src])
 
@@ -356,7 +356,11 @@ def _write_capture(store, capture: CaptureFile, source_id: str, books, depth_lev
     return counts
 
 
-def _insert_book_rows(store, tag, sampling, exch_ts, local_ts, seq, bid_px, bid_sz, ask_px, ask_sz) -> int:
+def insert_book_rows(store, tag, sampling, exch_ts, local_ts, seq, bid_px, bid_sz, ask_px, ask_sz) -> int:
+    """Insert book rows into ``book_snapshots``: ``tag`` holds the row-constant columns (venue,
+    symbol, source file...), ``sampling`` names the grid ('event' or a period), the rest are
+    per-row arrays ((n,) times and sequence numbers, (n, levels) prices and sizes). Returns the
+    rows inserted (shared by file ingest, simulated markets and the live engine's writer)."""
     if not len(exch_ts):
         return 0
     return store.insert_columns("book_snapshots", {

@@ -22,7 +22,7 @@ import pandas as pd
 from genesis.book.l2 import L2Book
 from genesis.feeds.events import MarketEvents, delta_events
 from genesis.feeds.validate import validate
-from genesis.pipelines.ingest import FileReport, _insert_book_rows, file_sha256, run_source
+from genesis.pipelines.ingest import FileReport, insert_book_rows, file_sha256, run_source
 from genesis.store import Store, connect, migrate
 
 
@@ -73,12 +73,12 @@ def write_market_events(store: Store, events: MarketEvents, source_id: str, *, d
         if events.book is None:
             good = ~crossed
             first = starts[good]
-            counts["book_snapshots"] += _insert_book_rows(
+            counts["book_snapshots"] += insert_book_rows(
                 store, tag, "event", d["exch_ts"][first], d["local_ts"][first], d["seq"][first],
                 bid_px[good], bid_sz[good], ask_px[good], ask_sz[good])
     if events.book is not None:
         b = events.book
-        counts["book_snapshots"] += _insert_book_rows(store, tag, "event", b["exch_ts"], b["local_ts"], b["seq"],
+        counts["book_snapshots"] += insert_book_rows(store, tag, "event", b["exch_ts"], b["local_ts"], b["seq"],
                                                       b["bid_px"], b["bid_sz"], b["ask_px"], b["ask_sz"])
 
     t = events.trades
