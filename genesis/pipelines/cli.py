@@ -50,10 +50,19 @@ def _one_source_summary(report) -> str:
 
 
 def _cmd_pipeline_run(args: argparse.Namespace) -> int:
-    from genesis.pipelines.runner import run_pipeline
+    from genesis.pipelines.runner import PipelineLockedError, run_pipeline
 
-    overrides = dict(kv.split("=", 1) for kv in args.param)
-    result = run_pipeline(args.name, parameters=overrides, progress=not args.quiet)
+    overrides = {}
+    for kv in args.param:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            raise ValueError(f"-p {kv!r}: expected KEY=VALUE")
+        overrides[key] = value
+    try:
+        result = run_pipeline(args.name, parameters=overrides, progress=not args.quiet, resume=args.resume)
+    except PipelineLockedError as exc:
+        print(f"error: {exc}")
+        return 3
     print(result.summary())
     return 0 if result.ok else 1
 
@@ -63,6 +72,73 @@ def _cmd_pipeline_list(args: argparse.Namespace) -> int:
 
     for spec in list_pipelines():
         print(f"{spec.name:<16} {spec.schedule or '-':<14} {spec.description}")
+    return 0
+
+
+def _cmd_pipeline_show(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from genesis.pipelines.runner import _display, load_pipeline
+    from genesis.pipelines.schedule import CronExpression
+
+    spec = load_pipeline(args.name)
+    print(f"pipeline {spec.name}: {spec.description}")
+    print(f"  file: {spec.path}")
+    if spec.schedule:
+        cron, now = CronExpression.parse(spec.schedule), datetime.now(UTC)
+        upcoming = cron.times_between(now, cron.next_after(cron.next_after(cron.next_after(now))))
+        print(f"  schedule: {spec.schedule} (UTC); next: {', '.join(t.strftime('%Y-%m-%d %H:%M') for t in upcoming)}")
+    else:
+        print("  schedule: none (run by hand, or by system cron)")
+    for i, step in enumerate(spec.steps, 1):
+        print(f"  {i}. {step.name}: {_display(step.notebook)}")
+        if step.depends_on:
+            print(f"       depends on: {', '.join(step.depends_on)}")
+        if step.parameters:
+            print(f"       parameters: {json.dumps(step.parameters)}")
+        limits = [f"retries {step.retries}"] if step.retries else []
+        limits += [f"timeout {step.timeout:g} s"] if step.timeout else []
+        if limits:
+            print(f"       {', '.join(limits)}")
+        print(f"       declares: {', '.join(step.declared) or 'nothing'}")
+    return 0
+
+
+def _cmd_pipeline_history(args: argparse.Namespace) -> int:
+    from genesis.pipelines.runner import run_history, run_steps
+
+    runs = run_history(args.name, limit=args.limit)
+    if not len(runs):
+        print(f"no runs recorded{' of ' + args.name if args.name else ''}")
+        return 0
+    for run in runs.itertuples():
+        took = "" if run.duration_s != run.duration_s or run.duration_s is None else f"{run.duration_s:8.1f} s"
+        resumed = f" (resumed {run.resumed_from})" if run.resumed_from else ""
+        print(f"{run.run_id:<36} {run.status:<8} {str(run.started)[:19]} {took}{resumed}")
+        if run.error:
+            print(f"    {run.failed_step}: {run.error}")
+        if args.steps:
+            for step in run_steps(run.run_id).itertuples():
+                print(f"    {step.position + 1}. {step.step:<20} {step.status:<8} attempt {step.attempt}")
+    return 0
+
+
+def _cmd_pipeline_schedule(args: argparse.Namespace) -> int:
+    import logging
+
+    from genesis.pipelines.runner import list_pipelines, load_pipeline
+    from genesis.pipelines.schedule import Scheduler, schedules_of
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    specs = [load_pipeline(name) for name in args.names] if args.names else list_pipelines()
+    scheduler = Scheduler(schedules_of(specs))
+    for name, when in scheduler.next_times().items():
+        print(f"{name:<16} {scheduler.schedules[name].text:<14} next at {when:%Y-%m-%d %H:%M} UTC", flush=True)
+    try:
+        scheduler.run()
+    except KeyboardInterrupt:
+        print("scheduler stopped")
     return 0
 
 
@@ -118,6 +194,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override a notebook parameter (repeatable)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--resume", nargs="?", const=True, default=None, metavar="RUN_ID",
+        help="re-run the latest failed run (or RUN_ID) from its failed step, reusing the earlier steps' outputs",
+    )
     run.set_defaults(handler=_cmd_pipeline_run)
     lst = pipeline_sub.add_parser("list", help="list the pipelines defined under pipelines/")
     lst.set_defaults(handler=_cmd_pipeline_list)
+    show = pipeline_sub.add_parser("show", help="a pipeline's steps in run order, parameters and schedule")
+    show.add_argument("name")
+    show.set_defaults(handler=_cmd_pipeline_show)
+    history = pipeline_sub.add_parser("history", help="recorded runs (the store's run registry), newest first")
+    history.add_argument("name", nargs="?", default=None, help="only this pipeline's runs")
+    history.add_argument("--limit", type=int, default=20, help="at most this many runs (default 20)")
+    history.add_argument("--steps", action="store_true", help="also each run's steps")
+    history.set_defaults(handler=_cmd_pipeline_history)
+    schedule = pipeline_sub.add_parser(
+        "schedule", help="run pipelines at their cron 'schedule:' times (UTC), until interrupted")
+    schedule.add_argument("names", nargs="*", metavar="NAME", help="default: every pipeline with a schedule")
+    schedule.set_defaults(handler=_cmd_pipeline_schedule)
