@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "genesis.models.cli",
     "genesis.backtest.cli",
     "genesis.live.cli",
+    "genesis.analytics.cli",
 )
 
 

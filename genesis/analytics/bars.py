@@ -158,18 +158,23 @@ def reference_bars(trades: np.ndarray | pd.DataFrame, interval: str) -> pd.DataF
     return bars[list(BAR_COLUMNS)]
 
 
-def export_csv(bars: pd.DataFrame, path: str | Path, symbol: str | None = None, interval: str | None = None) -> Path:
-    """Write bars as CSV (ts as ISO 8601 UTC, one row per bar); ``symbol`` / ``interval`` add
-    those columns, so the file uploads back with :func:`upload_bars`. Returns the path."""
-    path = Path(path)
+def csv_frame(bars: pd.DataFrame, symbol: str | None = None, interval: str | None = None) -> pd.DataFrame:
+    """Bars as written to CSV: ts as ISO 8601 UTC text, then symbol / interval when given."""
     out = bars.copy()
     out["ts"] = pd.to_datetime(out["ts"]).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if interval is not None:
         out.insert(1, "interval", interval)
     if symbol is not None:
         out.insert(1, "symbol", symbol)
+    return out
+
+
+def export_csv(bars: pd.DataFrame, path: str | Path, symbol: str | None = None, interval: str | None = None) -> Path:
+    """Write bars as CSV (ts as ISO 8601 UTC, one row per bar); ``symbol`` / ``interval`` add
+    those columns, so the file uploads back with :func:`upload_bars`. Returns the path."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, index=False)
+    csv_frame(bars, symbol, interval).to_csv(path, index=False)
     return path
 
 
