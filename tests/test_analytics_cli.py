@@ -39,4 +39,4 @@ def test_bars_and_price_alert_commands(store_url, tmp_path, capsys):
     n_alerts = int(printed[-1].split()[0])
     assert n_alerts == len(printed) - 1 > 10 and "stored as run" in printed[-1]
     assert main(["price-alerts", "BTCUSDT over 1", "--store", store_url]) == 2  # one clear line, no traceback
-    assert "venue:SYMBOL" in capsys.readouterr().err
+    assert "price rule kind 'over': choose from above, below, cross" in capsys.readouterr().err
