@@ -95,6 +95,7 @@ def test_a_spec_loads_by_path_too(tmp_path):
         ("name: bad\nstep: [{notebook: NB}]\nsteps: [{notebook: NB}]\n", "unknown key(s) 'step'"),
         ("name: other\nsteps: [{notebook: NB}]\n", "must match the file name"),
         ("name: bad\nschedule: daily\nsteps: [{notebook: NB}]\n", "not a five-field cron expression"),
+        ("name: bad\nschedule: '61 * * * *'\nsteps: [{notebook: NB}]\n", "schedule: cron expression '61 * * * *': minute"),
         ("name: bad\nsteps: []\n", "'steps' must be a non-empty list"),
         ("name: bad\nsteps: [notebooks/nb.ipynb]\n", "step 1: expected a mapping"),
         ("name: bad\nsteps: [{parameters: {}}]\n", "step 1: missing required key(s) 'notebook'"),
@@ -194,7 +195,7 @@ def test_a_failing_step_stops_the_run_and_says_where(home, tmp_path, capsys):
     result = run_pipeline(spec, progress=False)
 
     assert not result.ok
-    assert [s.status for s in result.steps] == ["failed", "not run"]
+    assert [s.status for s in result.steps] == ["failed", "skipped"]
     assert result.run_dir.parent == home / "runs" / "broken"
     summary = result.summary()
     assert "FAILED" in summary and "boom.ipynb" in summary
@@ -204,7 +205,9 @@ def test_a_failing_step_stops_the_run_and_says_where(home, tmp_path, capsys):
     assert any(o.get("ename") == "RuntimeError" for cell in executed.cells for o in cell.get("outputs", []))
     manifest = json.loads(result.manifest.read_text())
     assert manifest["ok"] is False and "RuntimeError" in manifest["error"]
-    assert [s["status"] for s in manifest["steps"]] == ["failed", "not run"]
+    assert [s["status"] for s in manifest["steps"]] == ["failed", "skipped"]
+    assert (manifest["steps"][0]["error_name"], manifest["steps"][0]["error_cell"]) == ("RuntimeError", 2)
+    assert "RuntimeError" in (result.run_dir / "boom.html").read_text()
     assert manifest["finished"] is not None
 
     assert main(["pipeline", "run", str(spec), "-q"]) == 1
@@ -218,8 +221,9 @@ def test_demo_pipeline_ingests_the_sample(home):
     assert result.ok, result.summary()
     assert result.run_dir.parent == home / "runs" / "demo"
     assert re.fullmatch(TIMESTAMP, result.run_dir.name)
-    assert sorted(p.name for p in result.run_dir.iterdir()) == [
-        "01_ingest.ipynb", "02_explore.ipynb", "04_backtest.ipynb", "05_surveillance.ipynb", "run.json"]
+    notebooks = ["01_ingest", "02_explore", "04_backtest", "05_surveillance"]
+    assert sorted(p.name for p in result.run_dir.iterdir()) == sorted(
+        [f"{nb}.{ext}" for nb in notebooks for ext in ("ipynb", "html")] + ["run.json"])
     manifest = json.loads(result.manifest.read_text())
     assert manifest["pipeline"] == "demo" and manifest["ok"] is True
     assert manifest["steps"][0]["parameters"] == {

@@ -428,7 +428,13 @@ def _execute(spec: PipelineSpec, result: RunResult, progress: bool, registry: bo
                 log.warning("pipeline %s: step %s failed (%s); attempt %d in %.0f s",
                             spec.name, step.name, step.error, attempt, delay)
                 time.sleep(delay)
-            _run_step(step, attempt, spec_step.timeout, progress)
+            step.attempt, step.status = attempt, "running"
+            step.started, step.finished = _now().isoformat(), None
+            step.error = step.error_name = step.error_value = step.error_cell = None
+            _write_manifest(result)  # a run in progress shows which step, which attempt
+            if recorder:
+                recorder.step(step)
+            _run_step(step, spec_step.timeout, progress)
             _write_manifest(result)
             if recorder:
                 recorder.step(step)
@@ -441,13 +447,10 @@ def _execute(spec: PipelineSpec, result: RunResult, progress: bool, registry: bo
         recorder.run()
 
 
-def _run_step(step: StepResult, attempt: int, timeout: float | None, progress: bool) -> None:
-    """One attempt at one step: papermill into ``step.output``, then its HTML export."""
+def _run_step(step: StepResult, timeout: float | None, progress: bool) -> None:
+    """One attempt at one (running) step: papermill into ``step.output``, then its HTML export."""
     import papermill
 
-    step.attempt, step.status = attempt, "running"
-    step.started, step.finished = _now().isoformat(), None
-    step.error = step.error_name = step.error_value = step.error_cell = None
     kernel_pids: list[int] = []
     timed_out = threading.Event()
 
