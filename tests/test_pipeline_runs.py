@@ -134,6 +134,14 @@ def test_failed_step_skips_the_rest_and_a_resume_starts_at_it(three_steps, capsy
         "first.html", "first.ipynb", "run.json", "second.html", "second.ipynb", "third.html", "third.ipynb"]
 
     # Nothing left to resume now.
+    capsys.readouterr()
+    assert main(["pipeline", "history", "three", "--steps"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == [resumed["run_id"], "ok"] and f"(resumed {run_id})" in lines[0]
+    assert lines[1].split() == ["1.", "first", "reused", "attempt", "1"]
+    assert lines[4].split()[:2] == [run_id, "failed"]
+    assert lines[5].strip().startswith("second: cell In [") and "ValueError" in lines[5]
+
     for resume in (True, resumed["run_id"]):
         with pytest.raises(ValueError, match=f"run {resumed['run_id']} succeeded; there is nothing to resume"):
             run_pipeline(spec_path, resume=resume, progress=False)
@@ -203,13 +211,15 @@ def test_a_step_past_its_wall_limit_is_stopped(tmp_path):
     assert step.duration_s < 11
 
 
-def test_the_lock_refuses_an_overlapping_run(three_steps):
+def test_the_lock_refuses_an_overlapping_run(three_steps, capsys):
     spec_path, log = three_steps
     with pipeline_lock("three"):
         holder = json.loads(lock_path("three").read_text())
         assert holder["pid"] == os.getpid()
         with pytest.raises(PipelineLockedError, match=rf"pipeline three is already running \(pid {os.getpid()} on"):
             run_pipeline(spec_path, progress=False)
+        assert main(["pipeline", "run", str(spec_path), "-q"]) == 3
+        assert "error: pipeline three is already running" in capsys.readouterr().out
     assert not ran(log) and not (runner.settings().runs_dir / "three").exists()
     assert lock_path("three").read_text() == ""  # released and emptied
 

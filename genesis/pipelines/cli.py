@@ -131,6 +131,7 @@ def _cmd_pipeline_schedule(args: argparse.Namespace) -> int:
     from genesis.pipelines.schedule import Scheduler, schedules_of
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # not a line per notebook inspected
     specs = [load_pipeline(name) for name in args.names] if args.names else list_pipelines()
     scheduler = Scheduler(schedules_of(specs))
     for name, when in scheduler.next_times().items():
