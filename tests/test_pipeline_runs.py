@@ -2,7 +2,7 @@
 the run registry in the store, HTML exports.
 
 The notebooks are tiny throwaway ones written into tmp_path; each run starts one kernel per step
-(about a second each).
+(about a second each): those tests are marked slow.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def ran(log) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+@pytest.mark.slow
 def test_failed_step_skips_the_rest_and_a_resume_starts_at_it(three_steps, capsys):
     spec_path, log = three_steps
     assert [s.name for s in load_pipeline(spec_path).steps] == ["first", "second", "third"]
@@ -163,6 +164,7 @@ def test_resume_refuses_other_parameters_and_unknown_runs(three_steps):
         run_pipeline(spec_path, resume="three-20990101T000000Z")
 
 
+@pytest.mark.slow
 def test_a_retry_runs_the_step_again(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "RETRY_BACKOFF_S", 0.0)
     counter = tmp_path / "attempts"
@@ -180,6 +182,7 @@ def test_a_retry_runs_the_step_again(tmp_path, monkeypatch):
     assert counter.read_text() == "2" and result.steps[0].attempt == 2
 
 
+@pytest.mark.slow
 def test_a_step_past_its_timeout_fails_with_the_cell(tmp_path):
     write_notebook(tmp_path / "slow.ipynb", "x = 1", "import time\ntime.sleep(60)")
     spec = write_spec(tmp_path, "slow", f"""\
@@ -195,6 +198,7 @@ def test_a_step_past_its_timeout_fails_with_the_cell(tmp_path):
     assert step.duration_s < 30
 
 
+@pytest.mark.slow
 def test_a_step_past_its_wall_limit_is_stopped(tmp_path):
     # Every cell stays under the per-cell limit; together they pass the step's limit.
     write_notebook(tmp_path / "many.ipynb", *["import time\ntime.sleep(1.5)"] * 8)

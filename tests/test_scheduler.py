@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from genesis.pipelines.schedule import CronExpression, Scheduler, schedules_of
+from genesis.pipelines.schedule import CronExpression, Scheduler, launch_subprocess, schedules_of
 
 T0 = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)  # a Saturday
 
@@ -73,6 +73,13 @@ def test_day_of_month_and_weekday_both_restricted_fire_on_either():
     thirteenths = [d for d in days if d.day == 13]
     assert sorted(set(fridays) | set(thirteenths)) == days
     assert len(fridays) == 5 and thirteenths == [datetime(2026, 12, 13).date()]  # 27 Nov ... 25 Dec; a Sunday
+
+
+def test_a_starred_day_field_with_a_step_does_not_widen_the_other():
+    # '*/2' starts with '*': as in Vixie cron it is not a restriction, so days must match both fields.
+    cron = CronExpression.parse("0 0 */2 * MON")
+    days = [t.date() for t in cron.times_between(T0, T0 + timedelta(days=60))]
+    assert days and all(d.isoweekday() == 1 and d.day % 2 == 1 for d in days)
 
 
 def test_next_after_finds_a_leap_day():
@@ -153,6 +160,11 @@ def test_a_launch_failure_is_logged_and_the_scheduler_goes_on():
     scheduler.run(until=T0 + timedelta(minutes=3))
     assert [e.action for e in scheduler.events] == ["failed to launch"] * 3
     assert "OSError: no such interpreter" in scheduler.events[0].detail
+
+
+def test_the_default_launcher_starts_the_genesis_command():
+    proc = launch_subprocess("no-such-pipeline")
+    assert proc.wait(timeout=60) == 2  # the CLI's exit status for a bad argument: it did run `genesis pipeline run`
 
 
 def test_schedules_come_from_the_specs():

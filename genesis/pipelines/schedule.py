@@ -7,8 +7,8 @@ A pipeline's ``schedule:`` is a five-field cron expression, read in UTC::
 
 Each field is ``*``, a number, a range ``a-b``, a step ``*/n`` or ``a-b/n`` or ``a/n``, or a
 comma-separated list of those; months and weekdays may be named (``JAN``, ``MON``). As in
-Vixie cron, when both day-of-month and day-of-week are restricted a day matching *either*
-fires (``0 0 1 * MON``: the first of the month and every Monday).
+Vixie cron, when both day-of-month and day-of-week are restricted (do not start with ``*``)
+a day matching *either* fires (``0 0 1 * MON``: the first of the month and every Monday).
 
 The :class:`Scheduler` takes its clock, its sleep and its launcher as arguments, so a test
 drives it on a fake clock; by default it starts ``genesis pipeline run NAME`` in a child
@@ -58,7 +58,7 @@ class CronExpression:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday ... 6 = Saturday (7 folded into 0)
-    days_restricted: bool  # day-of-month field was not '*'
+    days_restricted: bool  # the day-of-month field does not start with '*'
     weekdays_restricted: bool
 
     @classmethod
@@ -75,11 +75,12 @@ class CronExpression:
         values = [_parse_field(part, *spec, text) for part, spec in zip(parts, _FIELDS, strict=True)]
         minutes, hours, days, months, weekdays = values
         weekdays = frozenset(d % 7 for d in weekdays)
-        restricted_days = parts[2] != "*"
-        if parts[4] == "*" and all(day > _days_in_month_max(m) for m in months for day in days):
+        # As Vixie cron: a field starting with '*' ('*', '*/2') leaves the day unrestricted.
+        restricted_days, restricted_weekdays = not parts[2].startswith("*"), not parts[4].startswith("*")
+        if not restricted_weekdays and all(day > _days_in_month_max(m) for m in months for day in days):
             raise ValueError(f"cron expression {text!r}: day-of-month {parts[2]} never occurs in month(s) {parts[3]}")
         return cls(text, minutes, hours, days, months, weekdays,
-                   days_restricted=restricted_days, weekdays_restricted=parts[4] != "*")
+                   days_restricted=restricted_days, weekdays_restricted=restricted_weekdays)
 
     def matches(self, when: datetime) -> bool:
         """Whether the expression fires in ``when``'s minute (``when`` aware, any zone; read in UTC)."""
