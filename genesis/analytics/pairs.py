@@ -1,8 +1,8 @@
 """Pair spreads: hedge ratio by rolling OLS or by a Kalman filter, spread, z-score, and a
 mean-reversion signal with entry / exit thresholds.
 
-The pair is ``y ≈ alpha + beta · x`` (by default on log prices, so beta is an elasticity and the
-spread a log-price difference). Two estimators of ``(beta, alpha)`` over time:
+The pair is ``y ≈ alpha + beta · x`` (by default on log prices relative to the first one, so beta
+is an elasticity and the spread a log-price difference). Two estimators of ``(beta, alpha)``:
 
 * **rolling OLS** over the last ``window`` points, current one included (no look-ahead beyond
   it); the spread is ``y - alpha - beta · x`` with that fit and its z-score is over the last
@@ -242,13 +242,16 @@ def mean_reversion_signal(z: np.ndarray, entry: float = 2.0, exit: float = 0.5) 
 
 def pair_spread(closes: pd.DataFrame, y: str, x: str, *, method: str = "kalman", window: int = 60,
                 z_window: int = 60, entry: float = 2.0, exit: float = 0.5, log_prices: bool = True,
-                delta: float = 1e-4, obs_var: float = 1e-3) -> pd.DataFrame:
+                delta: float = 1e-9, obs_var: float = 1e-8) -> pd.DataFrame:
     """The pair ``y`` ~ ``x`` over a frame of closes on one grid (e.g.
     :func:`genesis.analytics.bars.close_matrix`): index ts, columns y, x (as given), beta,
     alpha, spread, z, position and pnl, the per-bar return of holding ``position`` units of the
     spread from the bar before (``Δy - beta · Δx`` in the units of y, log returns by default).
 
-    ``method``: ``'kalman'`` (``delta``, ``obs_var``) or ``'ols'`` (``window``, ``z_window``).
+    ``method``: ``'kalman'`` (``delta``, ``obs_var``) or ``'ols'`` (``window``, ``z_window``). The
+    Kalman defaults suit 1s bars of liquid crypto pairs (on BTCUSDT / ETHUSDT the z-score then has
+    a standard deviation near 1); coarser bars move more per bar: raise ``obs_var`` with the
+    variance of a bar's log return.
     """
     for name in (y, x):
         if name not in closes.columns:
@@ -257,8 +260,10 @@ def pair_spread(closes: pd.DataFrame, y: str, x: str, *, method: str = "kalman",
         raise ValueError(f"pair {y!r} ~ {x!r}: give two different symbols")
     py, px = closes[y].to_numpy(np.float64), closes[x].to_numpy(np.float64)
     if log_prices:
+        # Log prices relative to the first one: the same beta, and x near 0, so that the filter's
+        # forecast variance is not dominated by beta's uncertainty times log(price)² (~100 for BTC).
         with np.errstate(divide="ignore", invalid="ignore"):
-            py, px = np.log(py), np.log(px)
+            py, px = np.log(py / _first_finite(py, y)), np.log(px / _first_finite(px, x))
     if method == "kalman":
         fit = kalman_hedge(py, px, delta, obs_var, beta0=0.0, alpha0=0.0)
         beta, alpha, spread = fit.beta, fit.alpha, fit.error
@@ -279,6 +284,13 @@ def pair_spread(closes: pd.DataFrame, y: str, x: str, *, method: str = "kalman",
     return pd.DataFrame({y: closes[y].to_numpy(), x: closes[x].to_numpy(), "beta": beta, "alpha": alpha,
                          "spread": spread, "z": z, "position": position, "pnl": np.nan_to_num(pnl)},
                         index=closes.index)
+
+
+def _first_finite(values: np.ndarray, name: str) -> float:
+    finite = values[np.isfinite(values)]
+    if not len(finite) or finite[0] <= 0:
+        raise ValueError(f"{name}: needs a positive price for log prices")
+    return float(finite[0])
 
 
 def _pair_arrays(y, x) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from genesis.live.engine import EngineConfig, LiveEngine
 
 log = logging.getLogger(__name__)
 
-APPS = ("surveillance", "strategy", "reports")
+APPS = ("surveillance", "strategy", "reports", "cross_asset")
 AUTH_MODES = ("basic", "oauth")
 _ENGINE: LiveEngine | None = None
 
