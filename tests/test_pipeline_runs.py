@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import nbformat
 import pytest
@@ -283,3 +284,48 @@ def test_show_and_history_commands(three_steps, capsys):
     assert "1. first" in out and "3. third" in out and "depends on: second" in out
     assert main(["pipeline", "history"]) == 0
     assert "no runs recorded" in capsys.readouterr().out
+
+
+def test_an_interrupted_run_is_recorded_as_such(three_steps, monkeypatch):
+    spec_path, _ = three_steps
+
+    def stopped(step, timeout, progress):
+        if step.name == "second":
+            raise KeyboardInterrupt
+        step.status = "ok"
+
+    monkeypatch.setattr(runner, "_run_step", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(spec_path, progress=False)
+    (run_dir,) = (runner.settings().runs_dir / "three").iterdir()
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "failed" and manifest["finished"] is not None
+    assert [s["status"] for s in manifest["steps"]] == ["ok", "failed", "skipped"]
+    assert manifest["steps"][1]["error_name"] == "Interrupted"
+    (row,) = run_history("three").itertuples()
+    assert (row.status, row.failed_step) == ("failed", "second")
+    assert list(run_steps(row.run_id)["status"]) == ["ok", "failed", "skipped"]
+
+
+@pytest.mark.slow
+def test_a_terminated_cli_run_is_recorded_as_interrupted(tmp_path):
+    write_notebook(tmp_path / "long.ipynb", "import time\ntime.sleep(60)")
+    spec = write_spec(tmp_path, "long", f"name: long\nsteps: [{{notebook: {tmp_path / 'long.ipynb'}}}]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "genesis.cli", "pipeline", "run", str(spec), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runs = runner.settings().runs_dir / "long"
+    manifest: dict = {}
+    for _ in range(300):  # until the step runs (kernel started), at most 30 s
+        manifests = list(runs.glob("*/run.json"))
+        manifest = json.loads(manifests[0].read_text()) if manifests else {}
+        if manifest.get("steps", [{}])[0].get("status") == "running":
+            break
+        if proc.poll() is not None:
+            pytest.fail(proc.stdout.read())
+        time.sleep(0.1)
+    proc.terminate()
+    assert proc.wait(timeout=60) == 128 + 15
+    manifest = json.loads(next(runs.glob("*/run.json")).read_text())
+    assert manifest["status"] == "failed"
+    assert (manifest["steps"][0]["status"], manifest["steps"][0]["error_name"]) == ("failed", "Interrupted")
+    assert "Interrupted" in proc.stdout.read()  # the summary was printed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 
 def _cmd_ingest_binance(args: argparse.Namespace) -> int:
@@ -50,7 +51,7 @@ def _one_source_summary(report) -> str:
 
 
 def _cmd_pipeline_run(args: argparse.Namespace) -> int:
-    from genesis.pipelines.runner import PipelineLockedError, run_pipeline
+    from genesis.pipelines.runner import PipelineLockedError, request_stop, run_pipeline
 
     overrides = {}
     for kv in args.param:
@@ -58,13 +59,15 @@ def _cmd_pipeline_run(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise ValueError(f"-p {kv!r}: expected KEY=VALUE")
         overrides[key] = value
+    # A stopped run (systemd stop, kill) is recorded as interrupted rather than left 'running'.
+    signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
     try:
         result = run_pipeline(args.name, parameters=overrides, progress=not args.quiet, resume=args.resume)
     except PipelineLockedError as exc:
         print(f"error: {exc}")
         return 3
     print(result.summary())
-    return 0 if result.ok else 1
+    return 128 + signal.SIGTERM if result.interrupted else 0 if result.ok else 1
 
 
 def _cmd_pipeline_list(args: argparse.Namespace) -> int:

@@ -73,6 +73,15 @@ class PipelineLockedError(RuntimeError):
     """Another live process is running this pipeline."""
 
 
+class PipelineInterrupted(Exception):
+    """The run was asked to stop (:func:`request_stop`; the CLI calls it on SIGTERM)."""
+
+
+# The running step's kernels in this process, for request_stop() (a signal handler) to kill.
+_stop_requested = threading.Event()
+_live_kernels: set[int] = set()
+
+
 @dataclass(frozen=True)
 class Step:
     notebook: Path  # absolute
@@ -152,6 +161,11 @@ class RunResult:
     @property
     def error(self) -> str | None:
         return next((step.error for step in self.steps if step.error), None)
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the run was stopped from outside (:func:`request_stop`, SIGTERM, Ctrl-C)."""
+        return any(step.error_name == "Interrupted" for step in self.steps)
 
     @property
     def failed_step(self) -> StepResult | None:
@@ -309,6 +323,7 @@ def run_pipeline(
             f"(declared: {', '.join(sorted(declared)) or 'none'})"
         )
     home = settings().home
+    _stop_requested.clear()
     with pipeline_lock(spec.name):
         earlier = _earlier_run(spec, resume, overrides) if resume else None
         if earlier is not None:
@@ -406,45 +421,65 @@ def _new_run(spec: PipelineSpec, overrides: dict[str, Any], home: Path, earlier:
 
 def _execute(spec: PipelineSpec, result: RunResult, progress: bool, registry: bool) -> None:
     recorder = _Registry(result) if registry else None
-    _write_manifest(result)
-    if recorder:
-        recorder.run()
+
+    def save(step: StepResult | None = None) -> None:
+        _write_manifest(result)
+        if recorder:
+            recorder.step(step) if step is not None else recorder.run()
+
+    save()
+    for step in result.steps:
+        if step.status == "reused":
+            save(step)
+    try:
+        _run_steps(spec, result, save, progress)
+    except BaseException as exc:  # request_stop() (SIGTERM in the CLI), Ctrl-C: record, then stop
         for step in result.steps:
-            if step.status == "reused":
-                recorder.step(step)
+            if step.status in ("running", "pending"):
+                interrupted = step.status == "running"
+                step.status = "failed" if interrupted else "skipped"
+                if interrupted:
+                    step.finished = _now().isoformat()
+                    step.error_name, step.error_value = "Interrupted", f"the run was stopped ({type(exc).__name__})"
+                    step.error = f"{step.error_name}: {step.error_value}"
+                save(step)
+        result.finished = _now().isoformat()
+        save()
+        if not isinstance(exc, PipelineInterrupted):
+            raise
+        return
+    result.finished = _now().isoformat()
+    save()
+
+
+def _run_steps(spec: PipelineSpec, result: RunResult, save, progress: bool) -> None:
     failed = False
     for spec_step, step in zip(spec.steps, result.steps, strict=True):
         if step.status == "reused":
             continue
         if failed:
             step.status = "skipped"
-            _write_manifest(result)
-            if recorder:
-                recorder.step(step)
+            save(step)
             continue
         for attempt in range(1, spec_step.retries + 2):
             if attempt > 1:
                 delay = min(RETRY_BACKOFF_S * 2 ** (attempt - 2), RETRY_BACKOFF_MAX_S)
                 log.warning("pipeline %s: step %s failed (%s); attempt %d in %.0f s",
                             spec.name, step.name, step.error, attempt, delay)
-                time.sleep(delay)
+                _stop_requested.wait(delay)
+            if _stop_requested.is_set():
+                raise PipelineInterrupted
             step.attempt, step.status = attempt, "running"
             step.started, step.finished = _now().isoformat(), None
             step.error = step.error_name = step.error_value = step.error_cell = None
-            _write_manifest(result)  # a run in progress shows which step, which attempt
-            if recorder:
-                recorder.step(step)
+            save(step)  # a run in progress shows which step, which attempt
             _run_step(step, spec_step.timeout, progress)
-            _write_manifest(result)
-            if recorder:
-                recorder.step(step)
+            save(step)
+            if _stop_requested.is_set():
+                raise PipelineInterrupted
             if step.status == "ok":
                 break
         failed = step.status != "ok"
-    result.finished = _now().isoformat()
-    _write_manifest(result)
-    if recorder:
-        recorder.run()
 
 
 def _run_step(step: StepResult, timeout: float | None, progress: bool) -> None:
@@ -456,11 +491,13 @@ def _run_step(step: StepResult, timeout: float | None, progress: bool) -> None:
 
     def stop_step() -> None:  # the step's wall limit: its kernel dies, papermill raises
         timed_out.set()
-        for pid in kernel_pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill(kernel_pids)
+
+    def kernel_started(pid: int) -> None:
+        kernel_pids.append(pid)
+        _live_kernels.add(pid)
+        if _stop_requested.is_set():  # asked to stop while the kernel was starting
+            _kill([pid])
 
     # Per cell, papermill stops a cell at `timeout` and names it; the wall limit (a little
     # later, so that a single hanging cell is reported by papermill) catches many slow cells.
@@ -473,7 +510,7 @@ def _run_step(step: StepResult, timeout: float | None, progress: bool) -> None:
             step.output,
             parameters=step.parameters,
             kernel_name=KERNEL_NAME,
-            kernel_manager_class=_this_interpreter_kernel_manager(kernel_pids.append),
+            kernel_manager_class=_this_interpreter_kernel_manager(kernel_started),
             cwd=str(REPO_ROOT),
             progress_bar=progress,
             execution_timeout=timeout,
@@ -485,8 +522,25 @@ def _run_step(step: StepResult, timeout: float | None, progress: bool) -> None:
     finally:
         if timer:
             timer.cancel()
+        _live_kernels.difference_update(kernel_pids)
     step.finished = _now().isoformat()
     _export_html(step)
+
+
+def request_stop() -> None:
+    """Stop the pipeline running in this process: the running step's kernel is killed, the step
+    is recorded as failed ('Interrupted'), later steps as skipped, and ``run_pipeline`` returns.
+    Safe to call from a signal handler."""
+    _stop_requested.set()
+    _kill(list(_live_kernels))
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _record_failure(step: StepResult, exc: Exception, wall_timeout: float | None) -> None:
@@ -494,7 +548,9 @@ def _record_failure(step: StepResult, exc: Exception, wall_timeout: float | None
     from papermill.exceptions import PapermillExecutionError
 
     step.error_cell = _failed_cell(step.output)
-    if wall_timeout is not None:
+    if _stop_requested.is_set():
+        step.error_name, step.error_value = "Interrupted", "the run was asked to stop (SIGTERM or request_stop())"
+    elif wall_timeout is not None:
         step.error_name, step.error_value = "StepTimeout", f"the step ran past its timeout of {wall_timeout:g} s"
     elif isinstance(exc, PapermillExecutionError):
         step.error_name, step.error_value, step.error_cell = exc.ename, exc.evalue, exc.cell_index
