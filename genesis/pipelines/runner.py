@@ -23,7 +23,9 @@ A failing step fails the run and the steps after it are skipped; ``run_pipeline(
 resume=True)`` runs the last failed run again from its failed step, reusing the outputs of the
 steps that had succeeded. Two runs of one pipeline never overlap: a run holds the lock
 ``$GENESIS_HOME/locks/pipeline-<name>.lock`` (``flock``, with the holder's pid and start time
-written in it, so a dead holder's lock is simply taken over).
+written in it, so a dead holder's lock is simply taken over). A run stopped from outside
+(:func:`request_stop`, which ``genesis pipeline run`` calls on SIGTERM) kills its kernel and is
+recorded as failed with an 'Interrupted' step, never left 'running'.
 """
 
 from __future__ import annotations
