@@ -71,6 +71,17 @@ def test_demo_spec_loads():
     assert "demo" in [s.name for s in list_pipelines()]
 
 
+def test_nightly_spec_loads_in_dependency_order():
+    spec = load_pipeline("nightly")
+    assert spec.schedule == "30 2 * * *"
+    assert [s.name for s in spec.steps] == ["ingest", "features", "surveillance", "train", "backtest"]
+    assert [s.notebook.name for s in spec.steps] == [
+        "01_ingest.ipynb", "02_explore.ipynb", "05_surveillance.ipynb", "03_train_deeplob.ipynb", "04_backtest.ipynb"]
+    by_name = {s.name: s for s in spec.steps}
+    assert by_name["backtest"].depends_on == ("ingest", "features")
+    assert by_name["ingest"].retries == 2 and all(s.timeout for s in spec.steps)
+
+
 def test_a_spec_loads_by_path_too(tmp_path):
     write_notebook(tmp_path / "nb.ipynb", parameters="n = 1")
     path = write_spec(tmp_path, "nightly", f"""\
