@@ -28,7 +28,7 @@ STAMP = $(VENV)/.installed
 # Commands run with the venv first on PATH (so `python`, `jupyter` and kernels are the venv's).
 VENV_PATH = PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: help setup run where serve test bench clean
+.PHONY: help setup run where serve review nightly schedule test bench clean
 
 help: ## list the targets
 	@echo "Genesis: limit-order-book research platform"
@@ -102,7 +102,7 @@ print(f"  GENESIS_HOME      {s.home}")
 print(f"  store             {mask_password(s.clickhouse_url)}")
 print(f"  latest demo run   {runs[-1] if runs else '(none yet: make run)'}")
 if runs:
-    print("                    (the executed notebook and run.json)")
+    print("                    (executed notebooks, HTML reports and run.json)")
 print(f"  runs              {s.runs_dir}/<pipeline>/<UTC time>/")
 print(f"  notebooks         {env}$(BIN)/jupyter lab notebooks/")
 print(f"  SQL on the store  {env}$(BIN)/genesis sql 'SELECT count() FROM book_snapshots'")
@@ -112,6 +112,14 @@ export WHERE_PY
 where: export GENESIS_HOME := $(GENESIS_HOME)
 where: $(STAMP) ## where the store, run outputs and notebooks are
 	@$(BIN)/python -c "$$WHERE_PY"
+
+nightly: export GENESIS_HOME := $(GENESIS_HOME)
+nightly: setup ## the nightly pipeline once: ingest -> features -> surveillance -> train -> backtest
+	@$(VENV_PATH) $(BIN)/genesis pipeline run nightly
+
+schedule: export GENESIS_HOME := $(GENESIS_HOME)
+schedule: setup ## run pipelines at their cron schedule (UTC) until Ctrl-C
+	@$(VENV_PATH) $(BIN)/genesis pipeline schedule
 
 review: export GENESIS_HOME := $(GENESIS_HOME)
 review: setup ## the Voila surveillance review app at http://127.0.0.1:8866
