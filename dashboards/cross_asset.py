@@ -273,7 +273,8 @@ class CrossAssetApp(pn.viewable.Viewer):
                 names = {r.symbol for r in self.monitor.rules if r.symbol == symbol or r.symbol.endswith(":" + symbol)}
                 for name in names:
                     try:
-                        fired.append(self.monitor.on_prices(name, np.asarray(trades["ts"]), np.asarray(trades["price"])))
+                        fired.append(self.monitor.on_prices(name, np.asarray(trades["ts"]),
+                                                            np.asarray(trades["price"])))
                     except ValueError:  # out of order after a seek: start again from here
                         self.monitor = PriceAlertMonitor(self.monitor.rules)
         fired = [f for f in fired if len(f)]

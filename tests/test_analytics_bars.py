@@ -109,7 +109,8 @@ def test_delete_source_and_rebuild(tmp_path):
         delete_source(store, report.files[0].source_id)
         assert len(read_bars(store, symbol, "1m")) == 0
         # rebuild recomputes from whatever trades the store holds.
-        store.insert_columns("trades", {"symbol": symbol, "source_id": "x", **{c: trades[c] for c in trades.dtype.names}})
+        store.insert_columns("trades", {"symbol": symbol, "source_id": "x",
+                                        **{c: trades[c] for c in trades.dtype.names}})
         store.command("DELETE FROM trade_bars WHERE 1")
         assert rebuild(store, symbol) == sum(len(reference_bars(trades, i)) for i in INTERVALS)
         assert_bars_equal(read_bars(store, symbol, "5m"), reference_bars(trades, "5m"))

@@ -33,7 +33,8 @@ def test_bars_and_price_alert_commands(store_url, tmp_path, capsys):
 
     assert main(["price-alerts", f"{BTC} cross 61810", f"{BTC} below 61770", "--save", "--store", store_url]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0] == "2024-08-08 23:54:25.852000+00:00  binance-usdm:BTCUSDT  cross 61810  up at 61810 (from 61808.9)"
+    assert printed[0] == ("2024-08-08 23:54:25.852000+00:00  binance-usdm:BTCUSDT  cross 61810  "
+                          "up at 61810 (from 61808.9)")
     assert printed[1].endswith("cross 61810  down at 61809.9 (from 61810)")
     assert "below 61770  down at 61770 (from 61771.4)" in "\n".join(printed)
     n_alerts = int(printed[-1].split()[0])

@@ -381,7 +381,8 @@ def _validate(raw: pd.DataFrame, columns: dict[str, str], ts_unit: str | None) -
     for name in ("open", "high", "low", "close", "volume") + (("trades",) if "trades" in columns else ()):
         column = raw[columns[name]]
         number = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
-        fail(~np.isfinite(number), lambda i, name=name, column=column: f"{name} {column.iloc[i]!r} is not a finite number")
+        fail(~np.isfinite(number),
+             lambda i, name=name, column=column: f"{name} {column.iloc[i]!r} is not a finite number")
         values[name] = number
     with np.errstate(invalid="ignore"):
         for name in ("open", "high", "low", "close"):

@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="'venue:SYMBOL above|below|cross LEVEL', e.g. 'binance-usdm:BTCUSDT above 61900'")
     alerts.add_argument("--start", default=None)
     alerts.add_argument("--end", default=None)
-    alerts.add_argument("--on", choices=("trades", "bars"), default="trades", help="evaluate on trades or 1s bar closes")
+    alerts.add_argument("--on", choices=("trades", "bars"), default="trades",
+                        help="evaluate on trades or 1s bar closes")
     alerts.add_argument("--save", action="store_true", help="store the alerts in price_alerts")
     alerts.add_argument("--store", default=None, help=store_help)
     alerts.set_defaults(handler=_cmd_price_alerts)
