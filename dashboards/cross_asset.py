@@ -2,9 +2,11 @@
 of returns, and price alerts (over the stored history, and live on the engine's trades).
 
 Bars come from the store (kept by ClickHouse materialized views from trades); the store is
-opened for each read and closed again. Live price alerts run on the trades the engine publishes
-to this session. Storing alerts changes state, so it needs a logged-in user when the server
-authenticates. Served by ``genesis serve`` (Panel runs this script once per browser session).
+opened for each read and closed again. Live price alerts run in this session on the trades the
+engine publishes to it (up to ``EngineConfig.trades_per_update`` per update, the latest kept:
+a burst beyond that is seen through its last trades), from when "Watch live" is pressed; a seek
+back restarts the rules. Storing alerts changes state, so it needs a logged-in user when the
+server authenticates. Served by ``genesis serve`` (Panel runs this script once per browser session).
 """
 
 from __future__ import annotations
