@@ -96,6 +96,11 @@ def test_migration_backfills_trades_stored_before_it(tmp_path):
                                         **{c: trades[c][-5:] for c in trades.dtype.names}})
         both = np.concatenate([trades, trades[-5:]])
         assert_bars_equal(read_bars(store, symbol, "1m"), reference_bars(both, "1m"))
+        # ... and after ClickHouse merges the partial bars (the aggregate states combine).
+        store.command("OPTIMIZE TABLE trade_bars FINAL")
+        # one row per bar and source: 7 bars of the first source, the last one of the second
+        assert store.query_rows("SELECT count() FROM trade_bars WHERE interval = '1m'")[0][0] == 7 + 1
+        assert_bars_equal(read_bars(store, symbol, "1m"), reference_bars(both, "1m"))
 
 
 def test_delete_source_and_rebuild(tmp_path):
