@@ -20,7 +20,7 @@ SAMPLE_SYMBOL = binance-usdm:BTCUSDT
 # A simulated market with spoofing and layering episodes (ground truth in the `episodes` table).
 SIMULATION = --scenario spoofing --scenario layering --seconds 600 --seed 1
 NOTEBOOK_TESTS = notebooks/01_ingest.ipynb notebooks/02_explore.ipynb notebooks/03_train_deeplob.ipynb notebooks/04_backtest.ipynb notebooks/05_surveillance.ipynb \
-	notebooks/surveillance_review.ipynb
+	notebooks/06_cross_asset.ipynb notebooks/surveillance_review.ipynb
 TORCH_PIN = 2.13.0
 # The venv is (re)installed when missing or when pyproject.toml changes.
 STAMP = $(VENV)/.installed

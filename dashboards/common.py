@@ -69,7 +69,7 @@ def header(title: str, mode: str, user: str | None) -> pn.pane.HTML:
                         f"<div style='font-size:12px;color:#555'>mode <b>{html.escape(mode)}</b> · "
                         f"user <b id='user'>{html.escape(str(who))}</b>{login} · "
                         "<a href='/surveillance'>surveillance</a> · <a href='/strategy'>strategy</a> · "
-                        "<a href='/reports'>reports</a></div>", sizing_mode="stretch_width")
+                        "<a href='/reports'>reports</a> · <a href='/cross_asset'>cross-asset</a></div>", sizing_mode="stretch_width")
 
 
 def message(text: str, ok: bool) -> str:

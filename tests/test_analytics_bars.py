@@ -234,9 +234,6 @@ def test_read_bars_refuses_bad_arguments(bundled_store):
             close_matrix(store, [BTC, "binance-usdm:NOPE"], "1s")
 
 
-@pytest.mark.xfail(strict=True, reason="genesis/pipelines/ingest.py's _delete_source does not delete trade_bars yet "
-                                       "(a view sees inserts only): remove this mark once it calls "
-                                       "genesis.analytics.bars.delete_source or deletes trade_bars by source_id")
 def test_replace_ingest_keeps_the_bars_of_one_copy(tmp_path):
     url = f"chdb://{tmp_path / 'store'}"
     path = capture_path(BUNDLED_NAMES[1])

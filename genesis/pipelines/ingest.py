@@ -187,6 +187,11 @@ def _previous_runs(store: Store, source_id: str) -> list[tuple[str, int, dict[st
 def _delete_source(store: Store, source_id: str) -> None:
     for table in SOURCE_TABLES:
         store.command(f"DELETE FROM {table} WHERE source_id = {{source_id:String}}", {"source_id": source_id})
+    # Bars kept by materialized views see inserts only: delete this source's bars with its trades
+    # (not in SOURCE_TABLES: merges change their raw row count, which the ingest checks compare).
+    from genesis.analytics.bars import delete_source as delete_source_bars
+
+    delete_source_bars(store, source_id)
 
 
 def _log(store: Store, run: dict, status: str, counts: dict[str, int] | None = None, message: str = "") -> None:
