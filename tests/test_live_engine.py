@@ -375,3 +375,13 @@ def test_the_paper_session_of_a_replay_is_a_backtest_of_its_rows(spoofing_market
     batch = bt.fills()
     assert len(paper) > 10
     np.testing.assert_array_equal(paper, batch)
+
+
+def test_warm_up_leaves_the_engine_untouched(spoofing_market):
+    engine = engine_for(spoofing_market, strategy="taker_only")
+    before = (engine.clock, engine.events_processed, len(engine._filed), engine.publish_seq)
+    assert engine.warm_up(events=3000) > 0
+    assert (engine.clock, engine.events_processed, len(engine._filed), engine.publish_seq) == before
+    engine.run_until_done()  # and it replays exactly as without the warm-up
+    pd.testing.assert_frame_equal(filed_alerts(engine), batch_alerts(spoofing_market), check_dtype=False)
+    assert LiveEngine(EngineConfig(mode="live", symbols=["BTCUSDT"])).warm_up() == 0.0

@@ -516,6 +516,27 @@ class LiveEngine:
             self._count(total)
             return total
 
+    def warm_up(self, events: int = 5_000) -> float:
+        """Run a throwaway engine (same settings, alerts not stored) over the first ``events``
+        depth rows of each market, so that every Numba kernel a step goes through is compiled, or
+        loaded from Numba's cache, before sessions arrive: compiling holds the GIL for seconds,
+        which would stall the server's first page loads. Nothing of this engine changes. Returns
+        the seconds it took (0 in LIVE mode, which has no events yet)."""
+        if not self.markets:
+            return 0.0
+        began = time.perf_counter()
+        heads = {}
+        for symbol, market in self.markets.items():
+            times = market.deltas["exch_ts"] if len(market.deltas) else market.trades["exch_ts"]
+            if not len(times):
+                continue
+            cutoff = times[min(events, len(times) - 1)]
+            heads[symbol] = MarketEvents(symbol, *(a[a["exch_ts"] <= cutoff]
+                                                   for a in (market.deltas, market.trades, market.orders)))
+        config = replace(self.config, persist_alerts=False, insert_live=False, record_dir=None)
+        LiveEngine(config, events=heads, predictor_factory=self._predictor_factory).run_until_done()
+        return time.perf_counter() - began
+
     def run_until_done(self, max_ticks: int = 10_000_000) -> int:
         """Replay everything at max speed on the caller's thread (publishing as it goes)."""
         with self._lock:

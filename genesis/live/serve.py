@@ -104,6 +104,8 @@ def serve(config: EngineConfig, *, port: int = 5006, auth: str | None = None, oa
     config = EngineConfig(**{**config.__dict__, "auth": auth is not None})
     directory = dashboards_dir()
     engine = LiveEngine(config)
+    log.info("compiling the engine's kernels (or loading them from Numba's cache)")
+    log.info("warmed up in %.1f s", engine.warm_up())
     set_engine(engine)
     engine.start()
     origins = websocket_origin or [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
