@@ -46,7 +46,7 @@ class SurveillanceApp(pn.viewable.Viewer):
 
     def __init__(self, **params):
         self.engine, self.buffer = common.subscribe("surveillance")
-        super().__init__(symbol=params.pop("symbol", self.engine.symbols[0]), **params)
+        super().__init__(symbol=params.pop("symbol", self.engine.active_symbol()), **params)
         self.alerts = pd.DataFrame(columns=ALERT_COLUMNS + ["at_ts", "price", "end_ts"])
         self._qty_ref = 0.0
         self._last_heat = None

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genesis.feeds.events import MarketEvents
 from genesis.live import (Cursor, EngineConfig, LiveEngine, NotAuthorized, SessionBuffer, authorize,
                           is_loopback_address, simulated_market)
 from genesis.surveillance.engine import Inputs, detect
@@ -385,3 +386,18 @@ def test_warm_up_leaves_the_engine_untouched(spoofing_market):
     engine.run_until_done()  # and it replays exactly as without the warm-up
     pd.testing.assert_frame_equal(filed_alerts(engine), batch_alerts(spoofing_market), check_dtype=False)
     assert LiveEngine(EngineConfig(mode="live", symbols=["BTCUSDT"])).warm_up() == 0.0
+
+
+def test_a_new_view_starts_on_the_symbol_being_replayed(spoofing_market):
+    # Two markets of different times: the later one listed first, as the store may list them.
+    later = simulated_market("spoofing", seconds=30, seed=2)
+    shift = int(3600e9)
+    moved = MarketEvents("sim:LATER", *(a.copy() for a in (later.deltas, later.trades, later.orders)))
+    for a in (moved.deltas, moved.trades, moved.orders):
+        a["exch_ts"] += shift
+        a["local_ts"] += shift
+    engine = LiveEngine(EngineConfig(mode="simulation", speed=0),
+                        events={"sim:LATER": moved, spoofing_market.symbol: spoofing_market})
+    assert engine.symbols[0] == "sim:LATER" and engine.active_symbol() == spoofing_market.symbol
+    engine.run_until_done()
+    assert engine.active_symbol() == "sim:LATER"  # the clock is past the first market

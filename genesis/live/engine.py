@@ -516,6 +516,18 @@ class LiveEngine:
             self._count(total)
             return total
 
+    def active_symbol(self) -> str | None:
+        """The symbol a new view should show first: the one whose data spans the replay clock,
+        else the next to start (symbols of different days replay one after another), else the
+        first. None without symbols."""
+        with self._lock:
+            if not self.cursors:
+                return self.symbols[0] if self.symbols else None
+            spans = {s: (cu.first_ts, cu.last_ts) for s, cu in self.cursors.items()}
+            now = [s for s, (a, b) in spans.items() if a <= self.clock <= b]
+            later = sorted((a, s) for s, (a, _) in spans.items() if a > self.clock)
+            return now[0] if now else later[0][1] if later else self.symbols[0]
+
     def warm_up(self, events: int = 5_000) -> float:
         """Run a throwaway engine (same settings, alerts not stored) over the first ``events``
         depth rows of each market, so that every Numba kernel a step goes through is compiled, or
