@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from genesis.store.queries import to_ns
+from genesis.store.queries import add_time_range
 
 INTERVALS = {"1s": 1_000_000_000, "1m": 60_000_000_000, "5m": 300_000_000_000}  # stored by the views, in ns
 BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "buy_volume", "notional", "vwap", "trades")
@@ -80,12 +80,7 @@ def read_bars(store, symbol: str, interval: str = "1m", start: Any = None, end: 
         raise ValueError(f"interval={interval!r}: bars from trades are kept at {', '.join(INTERVALS)}")
     interval_ns(interval)
     where, parameters = ["1"], {"symbol": symbol, "interval": interval}
-    if start is not None:
-        where.append("ts >= fromUnixTimestamp64Nano({start:Int64}, 'UTC')")
-        parameters["start"] = to_ns(start)
-    if end is not None:
-        where.append("ts < fromUnixTimestamp64Nano({end:Int64}, 'UTC')")
-        parameters["end"] = to_ns(end)
+    add_time_range(where, parameters, "ts", start, end)
     frames = []
     if source in ("trades", "all") and interval in INTERVALS:
         frames.append(_query(store, _READ_TRADE_BARS.replace("{where}", " AND ".join(where)), parameters))

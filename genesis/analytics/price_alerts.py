@@ -30,7 +30,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from genesis.store.queries import to_ns
+from genesis.store.queries import add_time_range
 
 KINDS = {"above": 0, "below": 1, "cross": 2}
 TRIGGER_COLUMNS = ("rule_id", "symbol", "kind", "level", "at_ts", "price", "prev_price", "direction", "rule")
@@ -163,12 +163,7 @@ def evaluate_store(store, rules: Iterable[PriceRule], start: Any = None, end: An
     for symbol in sorted({r.symbol for r in rules}):
         if source == "trades":
             where, parameters = ["symbol = {symbol:String}"], {"symbol": symbol}
-            if start is not None:
-                where.append("exch_ts >= fromUnixTimestamp64Nano({start:Int64}, 'UTC')")
-                parameters["start"] = to_ns(start)
-            if end is not None:
-                where.append("exch_ts < fromUnixTimestamp64Nano({end:Int64}, 'UTC')")
-                parameters["end"] = to_ns(end)
+            add_time_range(where, parameters, "exch_ts", start, end)
             table = store.query_arrow(
                 "SELECT toUnixTimestamp64Nano(exch_ts) AS ts, price FROM trades WHERE "
                 + " AND ".join(where) + " ORDER BY exch_ts, trade_id", parameters)
@@ -265,12 +260,7 @@ def load_triggers(store, symbol: str | None = None, start: Any = None, end: Any 
     if run_id is not None:
         where.append("run_id = {run_id:String}")
         parameters["run_id"] = run_id
-    if start is not None:
-        where.append("at_ts >= fromUnixTimestamp64Nano({start:Int64}, 'UTC')")
-        parameters["start"] = to_ns(start)
-    if end is not None:
-        where.append("at_ts < fromUnixTimestamp64Nano({end:Int64}, 'UTC')")
-        parameters["end"] = to_ns(end)
+    add_time_range(where, parameters, "at_ts", start, end)
     columns = [*TRIGGER_COLUMNS, "mode", "run_id", "created_at"]
     select = ", ".join("toUnixTimestamp64Nano(at_ts) AS at_ts" if c == "at_ts" else c for c in columns)
     frame = store.query_df(f"SELECT {select} FROM price_alerts WHERE {' AND '.join(where)}"

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from genesis.features.engine import FeatureStream, Snapshots, Trades
 from genesis.features.registry import FeatureInstance, FeatureSpec
-from genesis.store.queries import to_ns
+from genesis.store.queries import add_time_range, to_ns
 
 DEFAULT_CHUNK = "1h"
 KEY_COLUMNS = ("symbol", "feature_set", "sampling", "ts", "row_in_ts")
@@ -600,12 +600,7 @@ def read_features(symbol: str, start: Any = None, end: Any = None, columns: Iter
         symbol = resolve_symbol(symbol, symbols, f"feature set {feature_set!r} ({sampling} rows)")
         where = ["symbol = {symbol:String}", "feature_set = {set:String}", "sampling = {sampling:String}"]
         parameters: dict[str, Any] = {"symbol": symbol, "set": feature_set, "sampling": sampling}
-        if start is not None:
-            where.append("ts >= fromUnixTimestamp64Nano({start:Int64}, 'UTC')")
-            parameters["start"] = to_ns(start)
-        if end is not None:
-            where.append("ts < fromUnixTimestamp64Nano({end:Int64}, 'UTC')")
-            parameters["end"] = to_ns(end)
+        add_time_range(where, parameters, "ts", start, end)
         # The names are the recorded set's, checked as plain identifiers when it was built;
         # checked again here because they go into the SQL text.
         bad = [c for c in wanted if not _IDENTIFIER.fullmatch(c)]

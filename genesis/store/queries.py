@@ -41,12 +41,7 @@ def top_of_book(
     """
     where = ["symbol = {symbol:String}", "sampling = {sampling:String}"]
     parameters: dict[str, Any] = {"symbol": symbol, "sampling": sampling}
-    if start is not None:
-        where.append("exch_ts >= fromUnixTimestamp64Nano({start:Int64}, 'UTC')")
-        parameters["start"] = to_ns(start)
-    if end is not None:
-        where.append("exch_ts < fromUnixTimestamp64Nano({end:Int64}, 'UTC')")
-        parameters["end"] = to_ns(end)
+    add_time_range(where, parameters, "exch_ts", start, end)
     sql = _TOP_OF_BOOK.replace("{where}", " AND ".join(where))
     return _query(store, sql, TOP_OF_BOOK_COLUMNS, parameters)
 
@@ -118,6 +113,18 @@ def to_ns(value: Any) -> int:
     if ts is pd.NaT:
         raise ValueError(f"time {value!r}: not a time")
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).value
+
+
+def add_time_range(where: list[str], parameters: dict[str, Any], column: str, start: Any = None,
+                   end: Any = None) -> None:
+    """Append ``column >= start`` and ``column < end`` (None: open on that side) to the clauses
+    of a WHERE list, their values bound as ``{start:Int64}`` / ``{end:Int64}`` ns (:func:`to_ns`)."""
+    if start is not None:
+        where.append(f"{column} >= fromUnixTimestamp64Nano({{start:Int64}}, 'UTC')")
+        parameters["start"] = to_ns(start)
+    if end is not None:
+        where.append(f"{column} < fromUnixTimestamp64Nano({{end:Int64}}, 'UTC')")
+        parameters["end"] = to_ns(end)
 
 
 def arrow_to_structured(table, dtype: np.dtype) -> np.ndarray:
