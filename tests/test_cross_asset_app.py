@@ -1,5 +1,5 @@
 """The cross-asset dashboard in a real browser: `genesis serve` (replay of the two bundled captures
-at 10x) in a subprocess, Debian's Chromium driven by Playwright (never `playwright install`).
+at 10x) in a subprocess, Debian's Chromium driven by Playwright (never a browser downloaded by Playwright).
 
 The app loads without console errors and draws bars, the pair spread, the correlation heatmap;
 price alerts evaluated over the stored history fill the table, and watched live they fire on the

@@ -1,5 +1,5 @@
 """The dashboards in a real browser: `genesis serve` in a subprocess, Debian's Chromium driven by
-Playwright's Python client (never `playwright install`).
+Playwright's Python client (never a browser downloaded by Playwright).
 
 Two servers on 127.0.0.1 and free ports, over a throwaway GENESIS_HOME holding the ingested
 bundled sample and one stored backtest run:
