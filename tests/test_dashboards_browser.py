@@ -27,10 +27,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.test_backtest_report import CHROMIUM as REPORT_CHROMIUM, CHROMIUM_ARGS  # one launch recipe
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM = Path(REPORT_CHROMIUM)
 SAMPLE = REPO / "data" / "sample" / "usdm_btcusdt_20240808.jsonl.gz"
 PASSWORD = "not-a-real-secret-test-only"
 VIEWPORT = {"width": 1400, "height": 1600}
