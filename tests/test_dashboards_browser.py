@@ -182,8 +182,8 @@ def test_each_app_loads_without_console_errors_and_draws(servers, browser, artif
         assert json.loads(Path(download.value.path()).read_text())["nbformat"] == 4
     wait_for(lambda: page.locator("canvas").count() >= min_canvases, what=f"{min_canvases} canvases")
     if app == "surveillance":
-        wait_for(lambda: text(page, "#regime") and text(page, "#health-messages-s") != "0", what="health")
-        assert text(page, "#spread") not in ("", "-")
+        wait_for(lambda: text(page, "#regime") and text(page, "#health-messages-s") != "0"
+                 and text(page, "#spread") not in ("", "-"), what="health and a spread")
     time.sleep(1.0)  # a few refreshes: errors from streaming updates show up too
     page.screenshot(path=str(artifacts / f"{app}.png"), full_page=True)
     page.close()
@@ -216,12 +216,13 @@ def test_strategy_start_stop_reset(servers, browser, artifacts):
     sur = open_app(browser, f"{servers['replay'].url}/surveillance")
     sur.get_by_role("button", name="10x").click()  # more market per second: the strategy trades sooner
     page = open_app(browser, f"{servers['replay'].url}/strategy")
-    wait_for(lambda: page.locator("#strategy-state").count(), what="the strategy state")
-    assert text(page, "#strategy-state") == "stopped"
+    # Elements appear before their first value: wait for the value, never read it once.
+    wait_for(lambda: page.locator("#strategy-state").count() and text(page, "#strategy-state") == "stopped",
+             what="the strategy, stopped")
     page.get_by_role("button", name="Start").click()
     wait_for(lambda: text(page, "#strategy-state") == "running", what="running")
     wait_for(lambda: int(text(page, "#pnl-fills")) > 0, timeout=60, what="fills")
-    assert "by local" in text(page, "#message")
+    wait_for(lambda: "by local" in text(page, "#message"), what="the fill message")
     wait_for(lambda: page.locator("table tbody tr").count() > 0, what="the trades table")
     page.screenshot(path=str(artifacts / "strategy-running.png"), full_page=True)
     page.get_by_role("button", name="Stop").click()
@@ -239,10 +240,10 @@ def test_simulated_spoofing_alert_moves_the_replay_and_needs_a_login(servers, br
     url = servers["sim"].url
     context = browser.new_context(viewport=VIEWPORT)  # its own cookies: the login below stays in it
     page = open_app(browser, f"{url}/surveillance", context=context)
-    assert text(page, "#user") == "guest"
+    wait_for(lambda: page.locator("#user").count() and text(page, "#user") == "guest", what="a guest session")
     rows = page.locator(".slick-row")
     wait_for(lambda: rows.count() > 0, timeout=60, what="an alert in the feed")
-    assert "spoofing" in page.locator(".slick-row").all_inner_texts().__str__()
+    wait_for(lambda: any("spoofing" in row for row in rows.all_inner_texts()), what="a spoofing alert")
     wait_for(lambda: text(page, "#play-state") == "ended", timeout=60, what="the end of the simulated replay")
     before = clock(page)
     rows.first.locator(".slick-cell").nth(2).click()
