@@ -32,9 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the test suite's launch recipe)
+
 CAPTURES = [REPO / "data" / "sample" / "usdm_btcusdt_20240808.jsonl.gz",
             REPO / "tests" / "data" / "spot_ethusdt_20240808.jsonl.gz"]
 SPEED = 10.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,26 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test touches the user's GENESIS_HOME."""
     monkeypatch.setenv("GENESIS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("GENESIS_CLICKHOUSE_URL", raising=False)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright, one per test module (see tests/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    """Where browser tests save screenshots: $GENESIS_TEST_ARTIFACTS/dashboards, else a tmp dir."""
+    base = os.environ.get("GENESIS_TEST_ARTIFACTS")
+    path = Path(base) / "dashboards" if base else tmp_path_factory.mktemp("dashboards-screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {path}")
+    return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,11 +13,9 @@ import pytest
 from genesis.backtest.metrics import compute_metrics
 from genesis.backtest.report import export_csv, report_layout, write_report
 from genesis.backtest.result import EQUITY_DTYPE, FILL_DTYPE, BacktestResult
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_backtest_metrics import hand_result
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 TITLES = ("Equity (PnL, quote currency)", "Drawdown (net PnL below its peak)", "Fills over the mid",
           "Round-trip net PnL", "Holding time")
 
@@ -93,14 +90,14 @@ def test_csv_exports_read_back(tmp_path):
 def test_report_renders_in_chromium(tmp_path):
     """Opens the report via file:// in a real (headless) Chromium: every plot draws a canvas
     and the page logs no JavaScript error."""
-    if shutil.which(CHROMIUM) is None:
+    if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
                                    "(pip install playwright; the system Chromium is used, no browser download)")
     path = write_report(hand_result(strategy="ofi"), tmp_path / "run.html")
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page()
             page.on("pageerror", lambda exc: errors.append(str(exc)))

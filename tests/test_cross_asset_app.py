@@ -13,11 +13,11 @@ import os
 
 import pytest
 
+from tests.browser import VIEWPORT, requires_chromium, text, wait_for
 from tests.conftest import BUNDLED
-from tests.test_dashboards_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Server, _genesis, text, wait_for
+from tests.test_dashboards_browser import Server, _genesis
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")]
+pytestmark = [pytest.mark.slow, requires_chromium]
 
 
 @pytest.fixture(scope="module")
@@ -32,25 +32,6 @@ def server(tmp_path_factory):
         yield replay
     finally:
         replay.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    base = os.environ.get("GENESIS_TEST_ARTIFACTS")
-    path = (tmp_path_factory.mktemp("cross-asset-screenshots") if not base else
-            __import__("pathlib").Path(base) / "dashboards")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def test_cross_asset_app_draws_and_fires_alerts(server, browser, artifacts):

@@ -26,16 +26,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import VIEWPORT, requires_chromium, text, wait_for
 from tests.conftest import REPO
-from tests.test_backtest_report import CHROMIUM as REPORT_CHROMIUM, CHROMIUM_ARGS  # one launch recipe
 
-CHROMIUM = Path(REPORT_CHROMIUM)
 SAMPLE = REPO / "data" / "sample" / "usdm_btcusdt_20240808.jsonl.gz"
 PASSWORD = "not-a-real-secret-test-only"
-VIEWPORT = {"width": 1400, "height": 1600}
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")]
+pytestmark = [pytest.mark.slow, requires_chromium]
 
 
 def _free_port() -> int:
@@ -85,15 +82,6 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    base = os.environ.get("GENESIS_TEST_ARTIFACTS")
-    path = Path(base) / "dashboards" if base else tmp_path_factory.mktemp("dashboards-screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    print(f"\nscreenshots: {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     home = tmp_path_factory.mktemp("genesis-home")
     env = {**os.environ, "GENESIS_HOME": str(home), "PYTHONPATH": str(REPO), "GENESIS_SERVE_PASSWORD": PASSWORD}
@@ -125,16 +113,6 @@ def servers(tmp_path_factory):
             server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def open_app(browser, url: str, errors: list[str] | None = None, context=None):
     page = context.new_page() if context is not None else browser.new_page(viewport=VIEWPORT)
     if errors is not None:
@@ -143,20 +121,6 @@ def open_app(browser, url: str, errors: list[str] | None = None, context=None):
     page.goto(url)
     page.wait_for_selector("canvas", timeout=60_000)
     return page
-
-
-def text(page, selector: str) -> str:
-    return page.locator(selector).first.inner_text().strip()
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def clock(page) -> int:

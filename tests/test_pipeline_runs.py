@@ -11,12 +11,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from genesis.cli import main
 from genesis.pipelines import runner
@@ -29,21 +27,7 @@ from genesis.pipelines.runner import (
     run_pipeline,
     run_steps,
 )
-
-
-def write_notebook(path, *cells: str, parameters: str = "") -> None:
-    params = new_code_cell(parameters, metadata={"tags": ["parameters"]})
-    nb = new_notebook(
-        cells=[params, *map(new_code_cell, cells)],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-    )
-    nbformat.write(nb, path)
-
-
-def write_spec(directory, name: str, body: str):
-    path = directory / f"{name}.yaml"
-    path.write_text(textwrap.dedent(body))
-    return path
+from tests.test_pipelines import write_notebook, write_spec
 
 
 @pytest.fixture
