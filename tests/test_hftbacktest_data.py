@@ -174,7 +174,7 @@ def test_converted_real_capture_rebuilds_the_same_book_on_both_clocks():
 
 
 def test_the_two_clocks_see_what_genesis_replay_rows_give_each_clock():
-    events_mod = pytest.importorskip("genesis.backtest.events")
+    from genesis.backtest import events as events_mod
     ev = hand_events()
     ours = hd.to_hbt_events(ev)
     theirs = events_mod.from_market_events(ev)

@@ -265,7 +265,6 @@ def test_a_message_without_a_venue_time_is_replayed_with_the_next_one():
 
 @pytest.mark.slow
 def test_the_model_stage_feeds_probabilities_to_the_strategy():
-    pytest.importorskip("torch")
     from genesis.backtest.events import capture_events
     from genesis.strategy.paper import LivePredictor
     from tests.test_paper_trading import moving_deeplob
