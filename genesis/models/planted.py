@@ -11,7 +11,7 @@ Distinct regime episodes matter more than windows: a window every row of a coupl
 lets DeepLOB memorise the few hundred episodes of the training period (its validation loss
 rises from the second epoch on), whereas a window every ``stride`` rows of a longer market
 spreads the same training budget over thousands of episodes. For the same reason the split
-is the last fold of an expanding walk-forward over ``n_folds`` blocks: with 4, DeepLOB
+is the last of ``n_folds`` expanding walk-forward folds: with 4, DeepLOB
 trains on the first 64% of the day, validates on the next 16% and is tested on the last 20%;
 with 1 it would train on only the first 40%, where it is level with the logistic regression.
 """
@@ -36,7 +36,7 @@ class PlantedSignal:
     alpha: float = 2e-4  # stationary band of the FI-2010 label (relative)
     price_reference: str = "ema"
     stride: int = 8  # rows between window ends
-    n_folds: int = 4  # expanding walk-forward blocks; the experiment trains and tests on the last fold
+    n_folds: int = 4  # expanding walk-forward folds (n_folds + 1 time blocks); the experiment uses the last
     epochs: int = 12
     patience: int = 4
     lr: float = 1e-3
