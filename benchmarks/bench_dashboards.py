@@ -2,9 +2,9 @@
 
 Store (a throwaway GENESIS_HOME): the two bundled real captures (USD-M BTCUSDT, spot ETHUSDT,
 2024-08-08 23:54-00:00 UTC) and a simulated spoofing market over the same minutes, 3 symbols.
-`genesis serve --mode replay --speed 10x` runs in a subprocess; Debian's Chromium (Playwright's
-Python client, never a browser downloaded by Playwright) opens the surveillance app, and a MutationObserver in
-the page stamps every refresh that brings new updates.
+`genesis serve --mode replay --speed 10x` runs in a subprocess; Debian's Chromium (driven by
+Playwright's Python client, never a browser downloaded by Playwright) opens the surveillance
+app, and a MutationObserver in the page stamps every refresh that brings new updates.
 
 Figures: updates received per second in the page, server-to-page latency p50/p99 (page receive
 time minus the engine's publish time of the newest update it carries; same machine, same

@@ -2,7 +2,7 @@
 
 The full-size run is ``benchmarks/deeplob_planted_signal.py`` (a simulated day), where
 DeepLOB beats both baselines. This one simulates 6 hours, trains 2 epochs on a window every 4
-rows (13,776 training windows, the last fold of a 4-block walk-forward) and checks that
+rows (13,776 training windows, the last of 4 walk-forward folds) and checks that
 DeepLOB finds the planted regime: test macro-F1 of at least 0.55, far above the majority
 class. The logistic baseline is reported beside it; after 2 epochs it is still ahead (DeepLOB
 needs about 50,000 training samples to overtake it), which is why the full-size run exists.

@@ -11,9 +11,9 @@ Distinct regime episodes matter more than windows: a window every row of a coupl
 lets DeepLOB memorise the few hundred episodes of the training period (its validation loss
 rises from the second epoch on), whereas a window every ``stride`` rows of a longer market
 spreads the same training budget over thousands of episodes. For the same reason the split
-is the last of ``n_folds`` expanding walk-forward folds: with 4, DeepLOB
-trains on the first 64% of the day, validates on the next 16% and is tested on the last 20%;
-with 1 it would train on only the first 40%, where it is level with the logistic regression.
+is the last of ``n_folds`` expanding walk-forward folds: with 4, DeepLOB trains on the first
+64% of the day, validates on the next 16% and is tested on the last 20%; with 1 it would
+train on only the first 40%, where it is level with the logistic regression.
 """
 
 from __future__ import annotations
