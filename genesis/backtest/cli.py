@@ -47,7 +47,7 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from genesis.backtest.metrics import compute_metrics
-    from genesis.backtest.report import export_csv, write_report
+    from genesis.backtest.report import describe_instrument, export_csv, write_report
     from genesis.backtest.store import run_stored, save_run
     from genesis.store import connect, migrate
 
@@ -60,11 +60,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run_stored(args.strategy, parse_params(args.param), args.symbol, args.start, args.end,
                         latency_ms=tuple(latency) if len(latency) == 2 else latency[0], fees_bps=tuple(fees),
                         queue=args.queue, equity_interval=args.equity_interval, seed=args.seed, chunk=args.chunk,
-                        model_id=args.model, store_url=args.store, progress=None if args.progress else False)
+                        model_id=args.model, store_url=args.store, progress=None if args.progress else False,
+                        tick_size=args.tick_size, lot_size=args.lot_size)
     metrics = compute_metrics(result)
     meta = result.meta
     print(f"{args.strategy} on {result.config['symbol']} {result.config['start']} .. {result.config['end']}: "
           f"{meta['events']:,} replay rows in {meta['seconds']:.2f} s, {len(result.fills):,} fills")
+    print(f"instrument: {describe_instrument(result.config)}")
     if not args.no_store:
         with connect(args.store) as store:
             migrate(store)
@@ -161,6 +163,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--equity-interval", default="1s", help="equity sampling interval (e.g. 100ms, 1s, 1min)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--chunk", default="1h", help="events read per store query (bounded memory)")
+    run.add_argument("--tick-size", type=float, default=None,
+                     help="price increment (default: the symbol's spec in the instruments table)")
+    run.add_argument("--lot-size", type=float, default=None,
+                     help="quantity increment; orders of other sizes are rejected (default: the symbol's spec)")
     run.add_argument("--model", default=None,
                      help="deeplob_threshold: model id of the predictions (default: the one with most rows)")
     run.add_argument("--report", default=None, metavar="PATH", help="write the HTML report there")

@@ -137,7 +137,7 @@ LAT_LOGNORMAL = 2
  I_RQ_DUE, I_RS_DUE, I_OB_MIN, I_OB_MAX, I_OA_MIN, I_OA_MAX, I_FL_CAP, I_RS_CAP, N_I) = range(57)
 (F_POS, F_AVG, F_REAL, F_FEES, F_TURN, F_LPOS, F_LAST_MID, F_MAKER_BPS, F_TAKER_BPS, F_QPOWER, F_LAT_E_A,
  F_LAT_E_B, F_LAT_R_A, F_LAT_R_B, F_EV_PRICE, F_EV_QTY, F_RESP_QTY, F_RESP_PRICE, F_LREAL, F_LAVG,
- F_SCALE, F_TICK_NUM, F_TICK_DEN, N_F) = range(24)
+ F_SCALE, F_TICK_NUM, F_TICK_DEN, F_LOT, N_F) = range(25)
 # Order table columns.
 OI_ID, OI_SIDE, OI_TYPE, OI_TIF, OI_VSTATUS, OI_LSTATUS, OI_SUBMIT_TS, OI_CANCEL_SENT, OI_TICK, N_OI = range(10)
 OF_PRICE, OF_QTY, OF_LEAVES, OF_LLEAVES, OF_QUEUE, OF_CUMTRADE, OF_LFILLED, N_OF = range(8)
@@ -990,13 +990,18 @@ def submit(E, side, price, qty, order_type, tif):
     """Send an order at the current local time; returns its id (>= 0) or a ``REJ_*`` code (< 0).
 
     side: BUY (1) / SELL (-1); price: limit price, rounded to the nearest tick (ignored for
-    MARKET); qty > 0 (base units);
+    MARKET); qty > 0 (base units), a whole number of lots when the lot size is known;
     order_type: MARKET / LIMIT; tif: GTC / IOC / POST_ONLY (LIMIT only; a MARKET order is IOC).
     In EXITS_ONLY mode an order must reduce the locally known position without reversing it.
     """
     ist, fst, oi, of = E.ist, E.fst, E.oi, E.of
     if not (side == 1 or side == -1) or not (qty > 0.0) or (order_type == LIMIT and not (price > 0.0)) \
             or not (order_type == MARKET or order_type == LIMIT) or tif < 0 or tif > 2:
+        ist[I_N_REJECTS] += 1
+        return REJ_INVALID
+    lot = fst[F_LOT]
+    if lot > 0.0 and abs(qty / lot - np.floor(qty / lot + 0.5)) > 1e-9 * max(1.0, qty / lot):
+        # Not a whole number of lots: the venue rejects it (Binance's LOT_SIZE filter).
         ist[I_N_REJECTS] += 1
         return REJ_INVALID
     if ist[I_MODE] == EXITS_ONLY:
@@ -1461,38 +1466,24 @@ def _grow_state(E: EngineState) -> EngineState:
 
 def _tick_fraction(tick: float) -> tuple[int, int]:
     """``tick`` as num/den with den a power of ten (0.1 -> 1/10, 0.5 -> 5/10, 0.0001 -> 1/10000)."""
-    from decimal import Decimal
+    from genesis.store.instruments import decimal_step
 
     if not (isinstance(tick, (int, float, np.floating, np.integer)) and np.isfinite(tick) and tick > 0):
         raise ValueError(f"tick_size={tick!r} must be a positive number")
-    d = Decimal(repr(float(tick))).normalize()
-    exp = -d.as_tuple().exponent
-    den = 10 ** max(exp, 0)
-    num = int(d * den)
-    g = math.gcd(num, den)
-    return num // g, den // g
+    return decimal_step([float(tick)], "tick_size")
 
 
 def infer_tick(prices: np.ndarray) -> tuple[int, int]:
-    """The price grid of ``prices`` as (num, den), tick = num / den: the fewest decimals (up to 10)
-    that write every price, then the greatest common divisor of the price steps."""
-    p = np.unique(np.asarray(prices, np.float64))
-    p = p[np.isfinite(p) & (p > 0)]
-    if not len(p):
+    """The price grid of ``prices`` as (num, den), tick = num / den, exactly: the greatest common
+    divisor of the prices as the decimals they were written as
+    (:func:`genesis.store.instruments.decimal_step`; [61837.63, 61837.64] gives 1/100). Used only
+    when no spec is given: a replay of stored data reads its tick from the ``instruments`` table."""
+    from genesis.store.instruments import decimal_step
+
+    p = np.asarray(prices, np.float64)
+    if not np.any(np.isfinite(p) & (p > 0)):
         return 1, 100  # no prices yet: a cent, refined by nothing (pass tick_size to be sure)
-    for decimals in range(11):
-        scaled = p * 10.0 ** decimals
-        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled)) + 1e-9):
-            break
-    else:
-        raise ValueError("prices: not on a decimal grid of up to 10 decimals; pass tick_size")
-    ints = np.round(p * 10.0 ** decimals).astype(np.int64)
-    steps = np.diff(ints)
-    num = int(np.gcd.reduce(steps)) if len(steps) else 1
-    num = math.gcd(num, int(np.gcd.reduce(ints)))
-    den = 10 ** decimals
-    g = math.gcd(num, den)
-    return num // g, den // g
+    return decimal_step(p, "prices")
 
 
 class Backtester:
@@ -1504,7 +1495,8 @@ class Backtester:
     (defaults: zero latency, conservative queue, no fees); equity_interval_ns: local-clock
     spacing of equity samples (0: only the final one); seed: the latency generator's seed;
     max_orders: working orders at once (more are rejected with REJ_CAPACITY); tick_size: the
-    price grid (None: inferred from the first chunk's prices, :func:`infer_tick`); ladder_ticks:
+    price grid (None: inferred from the first chunk's prices, :func:`infer_tick`); lot_size: the
+    quantity increment, orders of other sizes are rejected (None: not enforced); ladder_ticks:
     the books' first size in ticks (they grow as prices move, up to MAX_LADDER).
 
     ``process(rows)`` replays one REPLAY_DTYPE chunk; call it again with the next chunk.
@@ -1515,7 +1507,8 @@ class Backtester:
     def __init__(self, strategy, params: dict[str, Any] | None = None, *, inputs: dict[str, np.ndarray] | None = None,
                  latency: Latency | None = None, queue: QueueModel | None = None, fees: Fees | None = None,
                  equity_interval_ns: int = 1_000_000_000, seed: int = 0, max_orders: int = 256,
-                 tick_size: float | None = None, ladder_ticks: int = 1 << 16) -> None:
+                 tick_size: float | None = None, lot_size: float | None = None,
+                 ladder_ticks: int = 1 << 16) -> None:
         from genesis.strategy import get_strategy
 
         self.strategy = get_strategy(strategy)
@@ -1541,6 +1534,10 @@ class Backtester:
         self.tick_size: float | None = None
         if tick_size is not None:
             self._set_tick(*_tick_fraction(tick_size))
+        if lot_size is not None and not (np.isfinite(lot_size) and lot_size >= 0):
+            raise ValueError(f"lot_size={lot_size!r} must be a number >= 0 (0: not enforced)")
+        self.lot_size = float(lot_size) if lot_size else None
+        self.E.fst[F_LOT] = self.lot_size or 0.0
         self.state = self.strategy.initial_state(self.params)
         self.set_inputs(**(inputs or {}))
         self.seconds = 0.0
@@ -1667,6 +1664,7 @@ class Backtester:
             "strategy": self.strategy.name, "params": dict(self.param_dict), "latency": self.latency.describe(),
             "queue": asdict(self.queue), "fees": asdict(self.fees), "equity_interval_ns": self.equity_interval_ns,
             "seed": self.seed, "max_orders": int(self.E.oi.shape[0]), "tick_size": self.tick_size,
+            "lot_size": self.lot_size,
         }
 
     def result(self, **config: Any) -> BacktestResult:
@@ -1681,7 +1679,8 @@ class Backtester:
 def run_backtest(strategy, params: dict[str, Any] | None, events, *, inputs: dict[str, np.ndarray] | None = None,
                  latency: Latency | None = None, queue: QueueModel | None = None, fees: Fees | None = None,
                  equity_interval_ns: int = 1_000_000_000, seed: int = 0, max_orders: int = 256,
-                 tick_size: float | None = None, ladder_ticks: int = 1 << 16, **config: Any) -> BacktestResult:
+                 tick_size: float | None = None, lot_size: float | None = None, ladder_ticks: int = 1 << 16,
+                 **config: Any) -> BacktestResult:
     """Replay ``events`` with ``strategy`` and return its fills and equity.
 
     events: a REPLAY_DTYPE array, a :class:`MarketEvents` (replayed through
@@ -1694,7 +1693,7 @@ def run_backtest(strategy, params: dict[str, Any] | None, events, *, inputs: dic
 
     bt = Backtester(strategy, params, inputs=inputs, latency=latency, queue=queue, fees=fees,
                     equity_interval_ns=equity_interval_ns, seed=seed, max_orders=max_orders, tick_size=tick_size,
-                    ladder_ticks=ladder_ticks)
+                    lot_size=lot_size, ladder_ticks=ladder_ticks)
     if isinstance(events, MarketEvents):
         config.setdefault("symbol", events.symbol)
         events = from_market_events(events)

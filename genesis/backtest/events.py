@@ -224,7 +224,7 @@ def capture_events(path: str | Path, symbol: str | None = None) -> MarketEvents:
 
     symbol: namespaced ('binance-usdm:BTCUSDT'), bare ('BTCUSDT'), or None when the file holds one.
     """
-    from genesis.book.l2 import L2Book
+    from genesis.book.l2 import L2Book, applied_clocks
     from genesis.feeds.binance.capture import read_capture
 
     sym = read_capture(path).symbol_events(symbol)
@@ -238,19 +238,17 @@ def capture_events(path: str | Path, symbol: str | None = None) -> MarketEvents:
 
     level_rows = concat_ranges(depth.level_start[applied], depth.level_count[applied])
     deltas = np.empty(len(msg_of_row), DELTA_DTYPE)
-    deltas["exch_ts"] = depth.exch_ts[msg_of_row]
-    deltas["local_ts"] = depth.local_ts[msg_of_row]
     # A snapshot and the first delta after it may share an update id: number messages instead.
     deltas["seq"] = np.repeat(np.arange(len(applied)), depth.level_count[applied])
     deltas["side"] = depth.side[level_rows]
     deltas["price"] = depth.price[level_rows]
     deltas["qty"] = depth.qty[level_rows]
     deltas["is_snapshot"] = depth.is_snapshot[msg_of_row]
-    # A diff received before the REST snapshot but applied after it keeps its earlier clocks;
-    # replayed by time it would land before the snapshot that wipes it. Along the applied
-    # stream both clocks are made non-decreasing (rows of one message share their clocks).
-    deltas["exch_ts"] = np.maximum.accumulate(deltas["exch_ts"])
-    deltas["local_ts"] = np.maximum.accumulate(deltas["local_ts"])
+    # Clocks that agree with the update-id order, as ingest stores them (a spot snapshot has no
+    # venue time; a diff received before its snapshot is applied after it).
+    exch_ts, local_ts = applied_clocks(depth.exch_ts[applied], depth.local_ts[applied])
+    deltas["exch_ts"] = np.repeat(exch_ts, depth.level_count[applied])
+    deltas["local_ts"] = np.repeat(local_ts, depth.level_count[applied])
     return MarketEvents(symbol=sym.symbol, deltas=deltas, trades=sym.trades)
 
 

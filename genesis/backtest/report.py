@@ -186,6 +186,15 @@ def _title(result: BacktestResult) -> str:
     return " ".join(p for p in (f"{strategy}", str(symbols), f"(run {run_id})" if run_id else "") if p)
 
 
+def describe_instrument(config: dict[str, Any]) -> str:
+    """One line saying which tick and lot a run used and where they came from."""
+    spec = config.get("instrument") or {}
+    tick, lot = spec.get("tick_size", config.get("tick_size")), spec.get("lot_size", config.get("lot_size"))
+    source = spec.get("source", "not recorded")
+    note = " (inferred from the data: pass --tick-size/--lot-size to be sure)" if spec.get("inferred") else ""
+    return f"tick {_fmt(tick) if tick else 'n/a'}, lot {_fmt(lot) if lot else 'not enforced'}, from {source}{note}"
+
+
 def _header_html(result: BacktestResult, metrics: dict[str, float], title: str | None) -> str:
     rows = "".join(
         f"<tr><td><b>{html.escape(name)}</b></td><td style='text-align:right'>{_fmt(value)}</td>"
@@ -194,6 +203,7 @@ def _header_html(result: BacktestResult, metrics: dict[str, float], title: str |
     config = html.escape(json.dumps(json_safe(result.config), indent=2, sort_keys=True))
     meta = html.escape(json.dumps(json_safe(result.meta), indent=2, sort_keys=True))
     return (f"<h2>{html.escape(title or _title(result))}</h2>"
+            f"<p class='instrument'>Instrument: {html.escape(describe_instrument(result.config))}</p>"
             "<div style='display:flex;gap:40px;align-items:flex-start'>"
             f"<div><h3>Metrics</h3><table class='metrics'>{rows}</table></div>"
             f"<div><h3>Configuration</h3><pre class='config'>{config}</pre>"

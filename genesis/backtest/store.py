@@ -253,7 +253,8 @@ def run_stored(strategy: str, params: dict[str, Any] | None, symbol: str, start:
                latency_ms: float | tuple[float, float] = 0.0, fees_bps: tuple[float, float] = (0.0, 0.0),
                queue: str = "conservative", queue_power: float = 2.0, equity_interval: str = "1s", seed: int = 0,
                chunk: str = "1h", model_id: str | None = None, store_url: str | None = None,
-               progress: bool | None = None) -> BacktestResult:
+               progress: bool | None = None, tick_size: float | None = None,
+               lot_size: float | None = None) -> BacktestResult:
     """Backtest ``strategy`` over ``symbol``'s stored events in ``[start, end)`` (default: all of
     them), read in ``chunk``-long pieces (bounded memory), and return the result (not saved:
     see :func:`save_run`).
@@ -263,12 +264,15 @@ def run_stored(strategy: str, params: dict[str, Any] | None, symbol: str, start:
     'probabilistic' (``queue_power``); ``equity_interval``: e.g. '1s', '100ms'. The
     ``deeplob_threshold`` strategy reads its predictions from the predictions table
     (``model_id``, default the symbol's most predicted model). ``progress``: a tqdm bar over the
-    replayed time (None: when stderr is a terminal).
+    replayed time (None: when stderr is a terminal). The tick and lot come from the symbol's
+    spec in the ``instruments`` table at ``start`` (:mod:`genesis.store.instruments`);
+    ``tick_size`` / ``lot_size`` override it. The spec used is in the result's config.
     """
     from genesis.backtest.engine import Backtester, Fees, Latency, QueueModel
     from genesis.backtest.events import row_time, store_chunks
     from genesis.book.sampling import parse_duration
     from genesis.store import connect
+    from genesis.store.instruments import resolve_instrument
     from genesis.store.queries import to_ns
 
     entry_ms, response_ms = (latency_ms, latency_ms) if np.isscalar(latency_ms) else tuple(latency_ms)
@@ -284,7 +288,9 @@ def run_stored(strategy: str, params: dict[str, Any] | None, symbol: str, start:
         inputs = {}
         if strategy == "deeplob_threshold":
             model_id, inputs = load_predictions(store, stored, lo, hi, model_id)
-    engine = Backtester(strategy, params, inputs=inputs,
+        spec = resolve_instrument(store, stored, lo, tick_size=tick_size, lot_size=lot_size)
+    engine = Backtester(strategy, params, inputs=inputs, tick_size=spec.tick_size if spec else None,
+                        lot_size=spec.lot_size if spec else None,
                         latency=Latency.constant(float(entry_ms) * 1e6, float(response_ms) * 1e6),
                         queue=QueueModel(queue, queue_power) if queue == "probabilistic" else QueueModel.conservative(),
                         fees=Fees(float(maker_bps), float(taker_bps)),
@@ -304,7 +310,10 @@ def run_stored(strategy: str, params: dict[str, Any] | None, symbol: str, start:
     config = {"symbol": stored, "start": pd.Timestamp(lo, tz="UTC").isoformat(),
               "end": pd.Timestamp(hi, tz="UTC").isoformat(), "start_ts": lo, "end_ts": hi,
               "latency_ms": [float(entry_ms), float(response_ms)], "fees_bps": [float(maker_bps), float(taker_bps)],
-              "queue_model": queue, "chunk": chunk, "kind": "backtest"}
+              "queue_model": queue, "chunk": chunk, "kind": "backtest",
+              # Which terms the fills were computed with, and where they came from.
+              "instrument": spec.describe() if spec else {"symbol": stored, "source": "inferred from the replay",
+                                                          "tick_size": engine.tick_size}}
     if model_id is not None and strategy == "deeplob_threshold":
         config["model_id"] = model_id
     return engine.result(**config)

@@ -329,6 +329,34 @@ def apply_depth_kernel(
     return n
 
 
+def applied_clocks(exch_ts: np.ndarray, local_ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both clocks of depth messages given in the order they were applied (update-id order),
+    made consistent with that order: (n,) int64 ``exch_ts`` and ``local_ts`` in, the same out.
+
+    The update ids are the truth about order; the clocks are not always. A REST snapshot may
+    carry no venue time (spot: <= 0), or one stamped after the diffs it already contains, and a
+    diff received before the snapshot is applied after it. So:
+
+    * venue clock: a message happened no later than any message applied after it (the book at
+      a snapshot's id exists before the first diff past it): a backward running minimum, with
+      an unknown time taking the next known one (trailing unknowns take the last known one;
+      with none known at all they stay as given);
+    * local clock: a message is usable no sooner than every message applied before it was
+      received (a buffered diff waits for its snapshot): a forward running maximum.
+
+    Stored rows, replays and feature rows all take their times from here, so ordering any of
+    them by time orders them by update id.
+    """
+    exch = np.asarray(exch_ts, np.int64)
+    local = np.maximum.accumulate(np.asarray(local_ts, np.int64)) if len(local_ts) else np.asarray(local_ts, np.int64)
+    known = exch > 0
+    if not known.any():
+        return exch.copy(), local
+    later = np.minimum.accumulate(np.where(known, exch, np.iinfo(np.int64).max)[::-1])[::-1]
+    last_known = exch[np.flatnonzero(known)[-1]]
+    return np.where(later == np.iinfo(np.int64).max, last_known, later), local
+
+
 @dataclass
 class DepthResult:
     """What :meth:`L2Book.apply_depth` did with a batch of depth messages.

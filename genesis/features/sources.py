@@ -8,7 +8,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from genesis.book.l2 import L2Book
+from genesis.book.l2 import L2Book, applied_clocks
 from genesis.features.engine import Snapshots, Trades, compute_features
 from genesis.features.registry import FeatureSpec
 from genesis.features.sampling import sample
@@ -30,14 +30,10 @@ def from_capture(path: str | Path, symbol: str | None = None, depth: int = 20,
     result = book.apply_depth(d.is_snapshot, d.first_id, d.last_id, d.prev_id, d.level_start,
                               d.level_count, d.side, d.price, d.qty)
     rows = result.top_msg
-    # A REST snapshot carries no exchange time; its row takes the next event's time so
-    # that rows stay in time order.
-    ts = d.exch_ts[rows].astype(np.int64)
-    valid = ~d.is_snapshot[rows]
-    if not valid.all():
-        later = np.maximum.accumulate(np.where(valid, ts, np.iinfo(np.int64).min)[::-1])[::-1]
-        ts = np.where(valid, ts, np.where(later > np.iinfo(np.int64).min, later, ts))
-        ts = np.maximum.accumulate(ts)
+    # Row times as ingest stores them: along the applied stream, in update-id order.
+    exch_ts = d.exch_ts.copy()
+    exch_ts[result.applied] = applied_clocks(d.exch_ts[result.applied], d.local_ts[result.applied])[0]
+    ts = exch_ts[rows].astype(np.int64)
     snaps = Snapshots(ts, result.bid_px, result.bid_sz, result.ask_px, result.ask_sz,
                       d.level_count[rows].astype(np.float64))
     t = np.sort(events.trades, order="exch_ts", kind="stable")
