@@ -2,7 +2,8 @@
 strategy, constant latency and fees must give the same fills and PnL. Prints one JSON document;
 exits 1 on a mismatch, 2 when hftbacktest's environment is missing.
 
-    .venv/bin/python benchmarks/hftbacktest_compare.py [--capture PATH] [--orders 300]
+    .venv/bin/python benchmarks/hftbacktest_compare.py [--capture PATH] [--tick-size T --lot-size L]
+        [--qty Q] [--orders 300]
         [--interval-ms 1000] [--entry-latency-us 1000] [--response-latency-us 1000] [--taker-fee-bps 5]
 
 hftbacktest runs in its own environment (``benchmarks/setup_hftbacktest.sh``; ``--hbt-python``
@@ -11,7 +12,7 @@ or ``HFTBACKTEST_PYTHON`` to point elsewhere), on the very events Genesis replay
 :class:`genesis.book.l2.L2Book` after the last depth message the venue had applied when each
 order arrived.
 
-The strategy: market orders of ``--qty`` (0.001 BTC, the contract's lot, so always within the
+The strategy: market orders of ``--qty`` (default the lot, e.g. 0.001 BTC, so always within the
 best level) at fixed local times ``start + k * interval``, buy first, then alternating sell/buy,
 so the position returns to flat. The fill assumptions both engines must share (see
 ``hftbacktest_runner``'s docstring for where hftbacktest does each of them):
@@ -58,6 +59,7 @@ sys.path.insert(0, str(HERE))
 import hftbacktest_data as hd  # noqa: E402
 from genesis.book.l2 import L2Book  # noqa: E402
 from genesis.feeds.events import MarketEvents, delta_events  # noqa: E402
+from genesis.store.instruments import infer_instrument  # noqa: E402
 
 DEFAULT_HBT_VENV = REPO / ".venv-hftbacktest"
 FILL_COLUMNS = ("exch_ts", "local_ts", "side", "price", "qty", "fee")
@@ -161,6 +163,7 @@ def run_genesis(events: MarketEvents, times: np.ndarray, sides: np.ndarray,
     interval = int(times[1] - times[0]) if len(times) > 1 else 1_000_000_000
     t0 = time.perf_counter()
     result = run_backtest("taker_only", {"interval_ns": interval, "qty": args.qty}, events,
+                          tick_size=args.tick_size, lot_size=args.lot_size,
                           latency=Latency.constant(args.entry_latency_ns, args.response_latency_ns),
                           fees=Fees(maker_bps=0.0, taker_bps=args.taker_fee_bps), equity_interval_ns=0)
     seconds = time.perf_counter() - t0
@@ -223,13 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--capture", type=Path, default=None, help="Binance capture (default: shared BTCUSDT, else bundled)")
     p.add_argument("--orders", type=int, default=100_000, help="at most this many (default: all the data allows)")
     p.add_argument("--interval-ms", type=float, default=1000.0)
-    p.add_argument("--qty", type=float, default=hd.BTCUSDT_LOT)
+    p.add_argument("--qty", type=float, default=None, help="order size (default: the lot)")
     p.add_argument("--entry-latency-us", type=float, default=1000.0)
     p.add_argument("--response-latency-us", type=float, default=1000.0)
     p.add_argument("--taker-fee-bps", type=float, default=5.0)
     p.add_argument("--min-feed-latency-us", type=float, default=0.0)
-    p.add_argument("--tick-size", type=float, default=hd.BTCUSDT_TICK)
-    p.add_argument("--lot-size", type=float, default=hd.BTCUSDT_LOT)
+    p.add_argument("--tick-size", type=float, default=None,
+                   help="the venue's tick (default: inferred exactly from the capture's prices)")
+    p.add_argument("--lot-size", type=float, default=None,
+                   help="the venue's lot (default: inferred exactly from the capture's sizes)")
     p.add_argument("--hbt-python", default=None, help="interpreter of the hftbacktest environment")
     args = p.parse_args(argv)
     # Latencies in ns; 1000 us becomes 1,000,137 ns: never a whole millisecond (see the docstring).
@@ -241,6 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     raw = hd.capture_market_events(capture)
     offset = hd.feed_latency_offset(raw, int(args.min_feed_latency_us * 1000))
     events = hd.shift_local_clock(raw, offset)
+    # The instrument: as given (the venue's exchangeInfo), else inferred exactly from the capture,
+    # which can only be finer than the venue's lot (e.g. spot market orders sized in quote units).
+    inferred = infer_instrument(events.symbol, np.concatenate((events.deltas["price"], events.trades["price"])),
+                                np.concatenate((events.deltas["qty"], events.trades["qty"])))
+    given = args.tick_size is not None and args.lot_size is not None
+    args.tick_size = args.tick_size if args.tick_size is not None else inferred.tick_size
+    args.lot_size = args.lot_size if args.lot_size is not None else inferred.lot_size
+    args.qty = args.qty if args.qty is not None else args.lot_size
     times, sides = order_schedule(events, interval_ns, args.orders)
     reference = reference_fills(events, times, sides, args.qty, args.entry_latency_ns, args.response_latency_ns,
                                 args.taker_fee_bps)
@@ -253,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         "strategy": {"kind": "taker-only market orders, alternating buy/sell", "orders": int(len(times)),
                      "interval_ns": interval_ns, "qty": args.qty, "first_order_local_ts": int(times[0]),
                      "genesis_strategy": "taker_only"},
+        "instrument": {"tick_size": args.tick_size, "lot_size": args.lot_size,
+                       "source": "given" if given else "inferred from the capture (partly)" if (
+                           args.tick_size != inferred.tick_size or args.lot_size != inferred.lot_size)
+                       else "inferred from the capture"},
         "latency_ns": {"entry": args.entry_latency_ns, "response": args.response_latency_ns},
         "fees_bps": {"taker": args.taker_fee_bps},
     }

@@ -165,9 +165,13 @@ class StrategyApp(pn.viewable.Viewer):
         else:
             signal["model"] = "none (genesis serve --model ID)"
         self.signal.object = "<b>signal</b>" + common.kv_html(signal, "signal")
+        spec = st.get("instrument") or {}
         self.latency.object = "<b>decision path</b>" + common.kv_html({
             "p50 ms": common.fmt(st["decision_ms_p50"]), "p99 ms": common.fmt(st["decision_ms_p99"]),
-            "rows replayed": st["rows"]}, "latency")
+            "rows replayed": st["rows"],
+            # The terms fills are computed with, and where they came from (venue, store, inferred).
+            "tick": common.fmt(spec.get("tick_size", np.nan), 10), "lot": common.fmt(spec.get("lot_size") or np.nan, 10),
+            "spec from": common.fmt(spec.get("source", "n/a"))}, "latency")
 
 
 if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:

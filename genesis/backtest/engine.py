@@ -1532,17 +1532,26 @@ class Backtester:
         self.E = _new_state(int(max_orders), int(ladder_ticks), self.latency, self.queue, self.fees,
                             self.equity_interval_ns, self.seed)
         self.tick_size: float | None = None
-        if tick_size is not None:
-            self._set_tick(*_tick_fraction(tick_size))
-        if lot_size is not None and not (np.isfinite(lot_size) and lot_size >= 0):
-            raise ValueError(f"lot_size={lot_size!r} must be a number >= 0 (0: not enforced)")
-        self.lot_size = float(lot_size) if lot_size else None
-        self.E.fst[F_LOT] = self.lot_size or 0.0
+        self.lot_size: float | None = None
+        self.events = 0  # rows given to process()
+        self.set_instrument(tick_size, lot_size)
         self.state = self.strategy.initial_state(self.params)
         self.set_inputs(**(inputs or {}))
         self.seconds = 0.0
-        self.events = 0  # rows given to process()
         self.actions: list[dict[str, Any]] = []  # mode changes and resets, with their replay time
+
+    def set_instrument(self, tick_size: float | None = None, lot_size: float | None = None) -> None:
+        """Set the price grid and the lot (None leaves one as it is), before the first row only:
+        a live feed reports the venue's spec after the trader is made."""
+        if self.events and (tick_size is not None or lot_size is not None):
+            raise RuntimeError("the tick and lot can only be set before the first row is replayed")
+        if tick_size is not None:
+            self._set_tick(*_tick_fraction(tick_size))
+        if lot_size is not None:
+            if not (np.isfinite(lot_size) and lot_size >= 0):
+                raise ValueError(f"lot_size={lot_size!r} must be a number >= 0 (0: not enforced)")
+            self.lot_size = float(lot_size) or None
+            self.E.fst[F_LOT] = float(lot_size)
 
     # inputs --------------------------------------------------------------------------------
     def set_inputs(self, **arrays: np.ndarray) -> None:

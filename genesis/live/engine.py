@@ -138,7 +138,7 @@ class _Strategy:
     """The paper trader on one symbol, fed the engine's slices (replay clock: exchange time)."""
 
     def __init__(self, name: str, params: dict[str, float], symbol: str, predictor=None, user: str = "system",
-                 clock: str = "exchange"):
+                 clock: str = "exchange", instrument=None):
         from genesis.strategy.paper import PaperTrader
 
         self.name, self.params, self.symbol = name, dict(params), symbol
@@ -148,9 +148,14 @@ class _Strategy:
         # session equals a backtest of the rows; a live feed's batches overlap in time and are held
         # back as PaperTrader does by default.
         self.replay = clock == "exchange"
+        # The symbol's tick and lot from its spec (the store's, the simulator's; a live feed
+        # reports the venue's through the trader's on_instruments).
         self.trader = PaperTrader(name, self.params or None, symbol=symbol, clock=clock, feed_latency_ns=0,
                                   batch_rows=1 << 40, batch_interval_s=1e9, user=user, predictor=predictor,
+                                  tick_size=instrument.tick_size if instrument else None,
+                                  lot_size=instrument.lot_size if instrument else None,
                                   **({"hold_ns": 0} if self.replay else {}))
+        self.trader.instrument = instrument
         self.fills_seen = 0
         self.decision_ms = _Quantiles()
         self.last_top = None
@@ -193,7 +198,10 @@ class _Strategy:
                    "qty": float(f["qty"]), "fee": float(f["fee"]), "maker": bool(f["maker"]),
                    "position": float(f["position"]), "pnl": float(p)}
                   for f, p in zip(new[-max_fills:], pnl[-max_fills:])]
-        return {**status, "params": dict(self.params), "new_fills": recent,
+        spec = self.trader.instrument
+        instrument = spec.describe() if spec is not None else {"symbol": self.symbol, "tick_size": self.trader.bt.tick_size,
+                                                               "source": "inferred from the replay"}
+        return {**status, "params": dict(self.params), "new_fills": recent, "instrument": instrument,
                 "decision_ms_p50": self.decision_ms.q(0.5), "decision_ms_p99": self.decision_ms.q(0.99),
                 "probabilities": self._probabilities(), "actions": self.trader.actions[-10:]}
 
@@ -259,7 +267,27 @@ class LiveEngine:
                           if c.mode == "simulation" else load_replay(c.symbols, c.start, c.end, store_url=c.store_url))
             self.markets = dict(events)
             self.symbols = list(self.markets)
+        self.instruments = self._instruments(loaded=events is None)
         self._restart()
+
+    def _instruments(self, loaded: bool) -> dict[str, Any]:
+        """Each symbol's spec: the simulator's config, or the store's at the replay's start (when
+        the replay was read from the store); a live feed reports the venue's as it starts."""
+        from genesis.store.instruments import SIMULATOR, Instrument, resolve_instrument
+
+        c = self.config
+        if c.mode == "simulation":
+            from genesis.feeds.simulator import SimConfig
+
+            sim = SimConfig()
+            return {s: Instrument(s, sim.tick_size, sim.lot_size, source=SIMULATOR) for s in self.symbols}
+        if c.mode != "replay" or not loaded:
+            return {}
+        from genesis.store import connect
+
+        with connect(c.store_url) as store:
+            return {s: resolve_instrument(store, s, int(m.deltas["exch_ts"][0]) if len(m.deltas) else None)
+                    for s, m in self.markets.items()}
 
     def _sources(self, symbol: str) -> tuple[str, ...]:
         m = self.markets.get(symbol)
@@ -298,7 +326,8 @@ class LiveEngine:
         if c.strategy and strategy_symbol:
             if strategy_symbol not in self.symbols:
                 raise ValueError(f"strategy_symbol {strategy_symbol!r} is not among the engine's symbols {self.symbols}")
-            self.strategy = _Strategy(c.strategy, params, strategy_symbol, self._predictor(), user, self._clock())
+            self.strategy = _Strategy(c.strategy, params, strategy_symbol, self._predictor(), user, self._clock(),
+                                      self.instruments.get(strategy_symbol))
             if previous is not None and previous.trader.started:  # a seek back keeps the trader running
                 self.strategy.trader.start(user)
 
@@ -381,7 +410,7 @@ class LiveEngine:
             from genesis.live.writer import StoreWriter
 
             self.writer = StoreWriter(c.store_url, c.venue, flush_s=c.insert_every_s)
-        self.collector = LiveCollector(also)
+        self.collector = LiveCollector([*also, self.writer] if self.writer is not None else also)
         self.client = BinanceClient(c.venue, list(c.symbols), self.collector, depth_levels=c.levels,
                                     ws_url=c.ws_url, rest_url=c.rest_url)
         self._loop = asyncio.new_event_loop()
@@ -682,7 +711,7 @@ class LiveEngine:
             if unknown:
                 raise ValueError(f"{s.name} has no parameter(s) {sorted(unknown)}; it has {sorted(known)}")
             merged = {**s.params, **{k: float(v) for k, v in params.items()}}
-            fresh = _Strategy(s.name, merged, s.symbol, s.trader.predictor, who, self._clock())
+            fresh = _Strategy(s.name, merged, s.symbol, s.trader.predictor, who, self._clock(), s.trader.instrument)
             # The new trader continues from the replay's current book: feed it nothing earlier.
             self.strategy = fresh
             if self.config.mode != "live":

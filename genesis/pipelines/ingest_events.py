@@ -24,6 +24,7 @@ from genesis.feeds.events import MarketEvents, delta_events
 from genesis.feeds.validate import validate
 from genesis.pipelines.ingest import FileReport, insert_book_rows, file_sha256, run_source
 from genesis.store import Store, connect, migrate
+from genesis.store.instruments import LOBSTER, SIMULATOR, Instrument, write_instruments
 
 
 def write_market_events(store: Store, events: MarketEvents, source_id: str, *, depth_levels: int = 20,
@@ -120,6 +121,9 @@ def ingest_lobster(message_path: str | Path, orderbook_path: str | Path | None =
         run["messages"] = len(data)
         run["symbols"] = [data.symbol]
         counts = write_market_events(store, data.events, digest, depth_levels=data.levels, path=str(message_path))
+        # NASDAQ quotes these stocks in cents and trades whole shares (LOBSTER's prices are x 10000).
+        counts["instruments"] = _record_spec(store, data.events, digest, tick_size=0.01, lot_size=1.0,
+                                             source=LOBSTER)
         report = check_consistency(data)
         counts["inconsistent"] = len(report)
         if len(report):
@@ -136,6 +140,15 @@ def ingest_lobster(message_path: str | Path, orderbook_path: str | Path | None =
         migrate(store)
         return run_source(store, source_id=digest, path=message_path.resolve(), kind="lobster", replace=replace,
                           write=write)
+
+
+def _record_spec(store: Store, events: MarketEvents, source_id: str, *, tick_size: float, lot_size: float,
+                 source: str) -> int:
+    """Record the declared spec of a source's symbol, valid from its first event."""
+    times = [int(a["exch_ts"].min()) for a in (events.deltas, events.trades, events.orders) if len(a)]
+    spec = Instrument(events.symbol, float(tick_size), float(lot_size), valid_from=min(times) if times else 0,
+                      source=source)
+    return write_instruments(store, [spec], source_id)
 
 
 # -- simulator ----------------------------------------------------------------------------
@@ -164,7 +177,10 @@ def ingest_simulation(*, seconds: float, seed: int, scenarios: tuple[str, ...] =
         events = simulation.events
         run["messages"] = len(events.orders) or len(events.deltas)
         run["symbols"] = [events.symbol]
-        return write_market_events(store, events, source_id, depth_levels=depth_levels, path=label)
+        counts = write_market_events(store, events, source_id, depth_levels=depth_levels, path=label)
+        counts["instruments"] = _record_spec(store, events, source_id, tick_size=config.tick_size,
+                                             lot_size=config.lot_size, source=SIMULATOR)
+        return counts
 
     with connect(store_url) as store:
         migrate(store)

@@ -204,8 +204,9 @@ class PaperTrader(FeedListener):
 
     strategy, params: as :class:`Backtester` (a registered name or a Strategy; its parameters);
     symbol: the namespaced symbol to trade ('binance-spot:ETHUSDT'; None: the first one seen);
-    latency, queue, fees, equity_interval_ns, seed, max_orders, tick_size, inputs: the
-    Backtester's; clock: 'local' or 'exchange'; min_feed_latency_ns: the local clock's floor
+    latency, queue, fees, equity_interval_ns, seed, max_orders, tick_size, lot_size, inputs: the
+    Backtester's (a tick or lot left None is taken from the venue's spec when the feed reports it,
+    :meth:`on_instruments`, before the first batch; else the tick is inferred); clock: 'local' or 'exchange'; min_feed_latency_ns: the local clock's floor
     (clock='local'); feed_latency_ns: the constant feed latency (clock='exchange');
     batch_rows, batch_interval_s: when a batch is processed; started: entries allowed from the
     first row (default: stopped until :meth:`start`); record: keep every batch as given to the
@@ -217,7 +218,8 @@ class PaperTrader(FeedListener):
     def __init__(self, strategy, params: dict[str, Any] | None = None, *, symbol: str | None = None,
                  latency: Latency | None = None, queue: QueueModel | None = None, fees: Fees | None = None,
                  equity_interval_ns: int = 1_000_000_000, seed: int = 0, max_orders: int = 256,
-                 tick_size: float | None = None, inputs: dict[str, np.ndarray] | None = None,
+                 tick_size: float | None = None, lot_size: float | None = None,
+                 inputs: dict[str, np.ndarray] | None = None,
                  clock: str = "local", min_feed_latency_ns: int = 0, feed_latency_ns: int = 0,
                  batch_rows: int = 2048, batch_interval_s: float = 0.05, hold_ns: int = 500_000_000,
                  started: bool = False, user: str = "system", record: bool = False,
@@ -230,7 +232,7 @@ class PaperTrader(FeedListener):
             raise ValueError("feed_latency_ns, min_feed_latency_ns and hold_ns must be >= 0")
         self.bt = Backtester(strategy, params, inputs=inputs, latency=latency, queue=queue, fees=fees,
                              equity_interval_ns=equity_interval_ns, seed=seed, max_orders=max_orders,
-                             tick_size=tick_size)
+                             tick_size=tick_size, lot_size=lot_size)
         # Compiled now, not on the first batch: a first compile inside the client's event loop
         # stalls it for seconds, past its stale-stream watchdog (a reconnect and a resync follow).
         self.bt.warm_up()
@@ -243,6 +245,7 @@ class PaperTrader(FeedListener):
         self.hold_ns = int(hold_ns)
         self.record = record
         self.predictor = predictor
+        self.instrument = None  # the venue's spec once reported (on_instruments)
         self._book_time = 0  # the latest applied book's time on the local replay clock (before the offset)
         self._lock = threading.RLock()
         self._pending_depth: list[np.ndarray] = []
@@ -280,6 +283,16 @@ class PaperTrader(FeedListener):
             self._pending_depth.append(deltas)
             self._pending_rows += len(deltas)
         self._maybe_flush()
+
+    def on_instruments(self, specs, local_ts: int = 0, raw: bytes = b"") -> None:
+        """The venue's specs (:class:`genesis.store.instruments.Instrument`): the traded symbol's
+        tick and lot are used when none was given and nothing has been replayed yet."""
+        with self._lock:
+            for spec in specs:
+                if spec.symbol == self.symbol and not self.bt.events:
+                    self.bt.set_instrument(None if self.bt.tick_size else spec.tick_size,
+                                           None if self.bt.lot_size else spec.lot_size)
+                    self.instrument = spec
 
     def on_trade(self, symbol: str, trade: np.void) -> None:
         if not self._mine(symbol):
