@@ -8,6 +8,7 @@ for the same update id, and its final top-20 must equal the reader's last row.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -273,3 +274,102 @@ def test_stop_interrupts_the_reconnect_backoff():
         return client.metrics
 
     assert asyncio.run(main()).disconnects == 1
+
+
+# -- trading terms (exchangeInfo) ------------------------------------------------------------------
+class TermsCollector(Collector):
+    def __init__(self):
+        super().__init__()
+        self.terms = []  # (specs, local_ts, raw) per exchangeInfo handed over
+
+    def on_instruments(self, specs, local_ts, raw):
+        self.terms.append((specs, local_ts, raw))
+
+
+def synced_with_terms(listener, n=1):
+    return lambda fake, client: len(listener.terms) >= n and any(s == "synced" for _, s, _ in listener.statuses)
+
+
+@pytest.mark.parametrize("name, given", [
+    ("spot_ethusdt_20240808.jsonl.gz", None),
+    ("usdm_btcusdt_20240808.jsonl.gz", None),
+    ("usdm_btcusdt_20240808.jsonl.gz", {"BTCUSDT": {"tick_size": 0.1, "lot_size": 0.001, "min_notional": 100}}),
+    ("cm_btcusd_perp_20240808.jsonl.gz", None),
+])
+def test_client_reports_the_terms_the_exchange_serves(name, given):
+    from dataclasses import replace
+
+    from tests.conftest import run_client_until
+
+    listener = TermsCollector()
+    fake, client = run_client_until(capture_path(name), VENUE_OF_PREFIX[name.split("_")[0]],
+                                    synced_with_terms(listener), listener=listener, speed=20.0,
+                                    fake_kwargs={"instruments": given})
+    ((specs, local_ts, raw),) = listener.terms
+    (symbol,) = fake.markets
+    served = fake.instruments[symbol]
+    assert specs == [replace(served, source="exchangeInfo", valid_from=local_ts)]
+    assert client.instruments == {served.symbol: specs[0]}
+    assert served.source == ("exchangeInfo" if given else "inferred")
+    if name.startswith("cm_"):
+        assert specs[0].contract_size == 100.0 and specs[0].lot_size == 1.0
+    if given:
+        assert specs[0].min_notional == 100.0
+    # The response is handed over as received.
+    assert json.loads(raw)["symbols"] == fake.exchange_info()["symbols"]
+    m = client.metrics
+    assert (m.exchange_infos, m.exchange_info_errors, fake.stats.exchange_info) == (1, 0, 1)
+
+
+def test_terms_are_fetched_again_on_each_new_connection():
+    from tests.conftest import run_client_until
+
+    listener = TermsCollector()
+    fake, client = run_client_until(capture_path("usdm_btcusdt_20240808.jsonl.gz"), "usdm",
+                                    synced_with_terms(listener, 2), listener=listener,
+                                    faults=Faults(disconnect_after=(3_000,)), backoff=(0.05, 0.1))
+    assert client.metrics.reconnects == 1 and fake.stats.exchange_info == 2
+    first, second = listener.terms
+    assert second[1] > first[1] and [replace_ts(s) for s in second[0]] == [replace_ts(s) for s in first[0]]
+
+
+def replace_ts(spec):
+    from dataclasses import replace
+
+    return replace(spec, valid_from=0)
+
+
+def test_a_failing_exchange_info_never_holds_up_the_depth_stream():
+    from tests.conftest import run_client_until
+
+    path = capture_path("usdm_btcusdt_20240808.jsonl.gz")
+    listener = TermsCollector()
+    # exchangeInfo always fails: the book syncs and streams regardless, and the fetch keeps being retried.
+    fake, client = run_client_until(
+        path, "usdm", lambda fake, client: client.metrics.exchange_info_errors >= 4 and len(listener.tops) >= 500,
+        listener=listener, faults=Faults(exchange_info_errors=10**9), speed=20.0, backoff=(0.05, 0.1))
+    m = client.metrics
+    assert listener.terms == [] and m.exchange_infos == 0 and client.instruments == {}
+    # (one request may still be in flight when the client stops)
+    assert m.exchange_info_errors <= fake.stats.exchange_info_failed <= m.exchange_info_errors + 1
+    assert [s for _, s, _ in listener.statuses] == ["connected", "synced"]
+    assert (m.gaps, m.disconnects, m.snapshot_errors) == (0, 0, 0)
+    _, row_of, result = reader_rows(path)  # every book reported is right
+    for top in listener.tops:
+        np.testing.assert_array_equal(top.bid_px, result.bid_px[row_of[int(top.update_id)]])
+        np.testing.assert_array_equal(top.ask_sz, result.ask_sz[row_of[int(top.update_id)]])
+    assert "HTTP 500" in m.last_error and "exchangeInfo" in m.last_error
+
+
+def test_exchange_info_is_retried_until_it_answers():
+    from tests.conftest import run_client_until
+
+    listener = TermsCollector()
+    fake, client = run_client_until(capture_path("spot_ethusdt_20240808.jsonl.gz"), "spot",
+                                    synced_with_terms(listener), listener=listener, speed=20.0,
+                                    faults=Faults(exchange_info_errors=3), backoff=(0.05, 0.1))
+    m = client.metrics
+    assert (m.exchange_info_errors, m.exchange_infos) == (3, 1)
+    assert (fake.stats.exchange_info_failed, fake.stats.exchange_info) == (3, 1)
+    ((specs, _, _),) = listener.terms
+    assert [s.symbol for s in specs] == ["binance-spot:ETHUSDT"]

@@ -134,7 +134,10 @@ def test_killed_recorder_leaves_ingestible_files(tmp_path):
         finally:
             if recorder.poll() is None:
                 recorder.kill()
-    (path,) = out.iterdir()
+    (path,) = out.glob("*.jsonl.gz")
+    from genesis.feeds.binance.venues import exchange_info_path
+
+    assert sorted(out.iterdir()) == sorted([path, exchange_info_path(path)])  # the capture and its terms
     text = read_bytes(path)
     complete = text.count(b"\n")
     torn = not text.endswith(b"\n")
@@ -154,3 +157,96 @@ def test_killed_recorder_leaves_ingestible_files(tmp_path):
         assert quarantined == []
     complete_lines = text.split(b"\n")[:complete]
     assert stored_trades == sum(b"@trade" in line[:60] for line in complete_lines)
+
+
+# -- trading terms beside each capture file ------------------------------------------------------
+def test_genesis_record_writes_the_terms_beside_every_capture_file(tmp_path):
+    import argparse
+    import json
+    from dataclasses import replace
+
+    from genesis.feeds import cli
+    from genesis.feeds.binance.fake import Faults
+    from genesis.feeds.binance.venues import exchange_info_path, read_exchange_info
+
+    source = capture_path("usdm_btcusdt_20240808.jsonl.gz")
+    out = tmp_path / "captures"
+    # `genesis record binance ...` in this process: the command's own parser and handler (the
+    # other sub-commands are not needed here). The first exchangeInfo request fails: a file opened
+    # before the terms arrive gets them when they do; small files rotate, each is described.
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    with FakeBinance(source, speed=10.0, faults=Faults(exchange_info_errors=1)) as fake:
+        args = parser.parse_args(["record", "binance", "--venue", "usdm", "--symbols", "BTCUSDT", "--out", str(out),
+                                  "--ws-url", fake.ws_url, "--rest-url", fake.rest_url, "--seconds", "2",
+                                  "--max-mb", "0.05"])
+        assert args.handler(args) == 0
+        served = fake.instruments["BTCUSDT"]
+        assert fake.stats.exchange_info_failed == 1 and fake.stats.exchange_info == 1
+    captures = sorted(out.glob("*.jsonl.gz"))
+    assert len(captures) >= 2
+    sidecars = sorted(out.glob("*.exchangeinfo.json"))
+    assert sidecars == sorted(exchange_info_path(p) for p in captures)
+    assert not list(out.glob(".*tmp"))  # written through a temporary file, renamed over
+    first = json.loads(sidecars[0].read_bytes())
+    assert first["venue"] == "usdm" and first["response"]["symbols"] == fake.exchange_info()["symbols"]
+    for capture in captures:
+        (spec,) = read_exchange_info(capture)
+        assert spec == replace(served, source="exchangeInfo", valid_from=first["local_ts"])
+
+
+def _terms(doc, tick=None):
+    import json
+
+    if tick is not None:
+        doc["symbols"][0]["filters"][0]["tickSize"] = tick
+    raw = json.dumps(doc).encode()
+    from genesis.feeds.binance.venues import instruments_from_exchange_info
+
+    return instruments_from_exchange_info(raw, "spot", 10**18), raw
+
+
+def test_terms_that_arrive_late_or_change_describe_the_right_files(tmp_path, exchange_info_docs):
+    import json
+
+    from genesis.feeds.binance.venues import exchange_info_path, read_exchange_info
+
+    recorder = CaptureRecorder(tmp_path, venue("spot"))
+    trade = b'{"stream":"btcusdt@trade","data":{}}'
+    t0 = 19_943 * NS_DAY + 1_000
+    recorder.on_message("binance-spot:BTCUSDT", t0, trade, False)
+    recorder.on_rejected(t0 + 1, b"{not json", "malformed")
+    (first, rejected) = recorder.written
+    assert not exchange_info_path(first).exists()  # no terms yet
+    specs, raw = _terms(exchange_info_docs["spot"])
+    recorder.on_instruments(specs, t0 + 10, raw)  # arrive late: the open file gets them
+    assert read_exchange_info(first)[0].tick_size == 0.01
+    assert json.loads(exchange_info_path(first).read_bytes())["local_ts"] == t0 + 10
+    assert exchange_info_path(first).read_bytes().endswith(raw + b"}\n")  # the response verbatim
+    assert not exchange_info_path(rejected).exists()  # rejected messages are no symbol's capture
+
+    recorder.on_instruments(specs, t0 + 20, raw)  # the same terms again (a reconnect): file kept as described
+    assert json.loads(exchange_info_path(first).read_bytes())["local_ts"] == t0 + 10
+    recorder.on_message("binance-spot:BTCUSDT", t0 + 30, trade, False)
+    assert len(recorder.written) == 2
+
+    changed, raw2 = _terms(exchange_info_docs["spot"], tick="0.10000000")
+    recorder.on_instruments(changed, t0 + 40, raw2)  # the venue changed the tick: a new file from here
+    recorder.on_message("binance-spot:BTCUSDT", t0 + 50, trade, False)
+    recorder.close()
+    second = recorder.written[-1]
+    assert second.name == "spot_btcusdt_20240808_001.jsonl.gz"
+    assert read_exchange_info(first)[0].tick_size == 0.01 and read_exchange_info(second)[0].tick_size == 0.1
+    assert len(read_bytes(first).splitlines()) == 2 and len(read_bytes(second).splitlines()) == 1
+    with pytest.raises(ValueError, match="not JSON"):
+        recorder.on_instruments(specs, t0 + 60, b"<html>")
+
+    # Files closed by rotation before any terms came get them too.
+    rotating = CaptureRecorder(tmp_path / "rotating", venue("spot"), max_bytes=1024, flush_seconds=0.0)
+    for k in range(300):
+        body = b'{"stream":"btcusdt@trade","data":{"t":%d}}' % (k * 7919)
+        rotating.on_message("binance-spot:BTCUSDT", t0 + k, body, False)
+    assert len(rotating.written) >= 3
+    rotating.on_instruments(specs, t0 + 400, raw)
+    rotating.close()
+    assert all(read_exchange_info(p)[0].tick_size == 0.01 for p in rotating.written)

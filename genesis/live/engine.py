@@ -524,6 +524,12 @@ class LiveEngine:
         """Process what the live client applied since the last call."""
         with self._lock:
             batches = self.collector.take() if self.collector is not None else {}
+            s = self.strategy
+            if s is not None and s.trader.instrument is None and self.collector is not None:
+                # The venue's spec, once the client has it (before the first batch, the trader takes it).
+                spec = self.collector.instruments.get(s.symbol)
+                if spec is not None:
+                    s.trader.on_instruments([spec])
             total = 0
             now_ns = time.time_ns()
             for symbol, (deltas, update_ids, trades) in batches.items():

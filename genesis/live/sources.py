@@ -129,8 +129,8 @@ def load_replay(symbols: Sequence[str], start: Any = None, end: Any = None, *, s
             snap = store.query_rows(
                 "SELECT toUnixTimestamp64Nano(max(exch_ts)), count() FROM depth_deltas WHERE symbol = {symbol:String}"
                 " AND is_snapshot AND exch_ts <= fromUnixTimestamp64Nano({lo:Int64})", {"symbol": symbol, "lo": lo})
-            # The book starts from that snapshot (a spot snapshot has no venue time: it is stored at 0);
-            # trades and order events start at the range's start, as the stored book rows do.
+            # The book starts from that snapshot; trades and order events start at the range's start,
+            # as the stored book rows do.
             book_lo = min(lo, int(snap[0][0])) if snap and snap[0][1] else lo
             params = {"symbol": symbol, "lo": lo, "hi": hi}
             book_params = {"symbol": symbol, "lo": book_lo, "hi": hi}
@@ -187,6 +187,7 @@ class LiveCollector(FeedListener):
         self._trades: dict[str, list[np.void]] = {}
         self.dropped = 0
         self.status: dict[str, str] = {}
+        self.instruments: dict = {}  # newest trading terms (Instrument) per symbol, from the venue
         self.last_local_ts = 0
 
     def on_depth(self, symbol: str, deltas: np.ndarray) -> None:
@@ -227,6 +228,12 @@ class LiveCollector(FeedListener):
         self.status[symbol] = status
         for listener in self.also:
             listener.on_status(symbol, status, detail)
+
+    def on_instruments(self, specs: list, local_ts: int, raw: bytes) -> None:
+        with self._lock:
+            self.instruments.update({spec.symbol: spec for spec in specs})
+        for listener in self.also:
+            listener.on_instruments(specs, local_ts, raw)
 
     def take(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per symbol: (deltas of every message applied since the last call, with ``seq`` the

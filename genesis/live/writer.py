@@ -6,7 +6,9 @@ write, so :class:`StoreWriter` inserts the applied depth messages (``depth_delta
 venue's final update id), the top-L row after each (``book_snapshots``, sampling 'event') and
 the trades, every ``flush_s`` seconds or ``max_rows`` rows, one insert per table per batch.
 Rows are tagged ``source_id`` = ``live:<venue>:<UTC start time>`` so a session's rows can be
-found, or deleted, together.
+found, or deleted, together. The writer is also a feed listener: the trading terms the client
+fetches (``exchangeInfo``) go to the ``instruments`` table with the next batch
+(:func:`genesis.store.instruments.write_instruments`, idempotent).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from genesis.feeds.binance.live import FeedListener
 from genesis.live.pipeline import Step
 
 
-class StoreWriter:
+class StoreWriter(FeedListener):
     """Batches of live rows inserted into the store at ``store_url`` (see the module docstring)."""
 
     def __init__(self, store_url: str | None, venue: str, *, flush_s: float = 5.0, max_rows: int = 200_000):
@@ -29,9 +32,10 @@ class StoreWriter:
         self.source_id = f"live:{venue}:{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
         self.flush_s = float(flush_s)
         self.max_rows = int(max_rows)
-        self.inserted = {"depth_deltas": 0, "book_snapshots": 0, "trades": 0}
+        self.inserted = {"depth_deltas": 0, "book_snapshots": 0, "trades": 0, "instruments": 0}
         self.batches = 0
         self._pending: list[tuple[str, np.ndarray, np.ndarray, Step]] = []
+        self._instruments: list = []  # specs received, recorded with the next batch
         self._rows = 0
         self._last = time.monotonic()
         self._migrated = False
@@ -45,20 +49,30 @@ class StoreWriter:
         if self._rows >= self.max_rows or time.monotonic() - self._last >= self.flush_s:
             self.flush()
 
+    def on_instruments(self, specs: list, local_ts: int, raw: bytes) -> None:
+        """The venue's terms of the client's symbols: recorded with the next batch."""
+        self._instruments.extend(specs)
+
     def flush(self) -> int:
         """Insert everything pending (one short lease); returns the rows inserted."""
         self._last = time.monotonic()
-        if not self._pending:
+        if not self._pending and not self._instruments:
             return 0
         from genesis.pipelines.ingest import insert_book_rows
         from genesis.store import connect, migrate
+        from genesis.store.instruments import write_instruments
 
         pending, self._pending, self._rows = self._pending, [], 0
+        specs, self._instruments = self._instruments, []
         n = 0
         with connect(self.store_url) as store:
             if not self._migrated:
                 migrate(store)
                 self._migrated = True
+            if specs:
+                written = write_instruments(store, specs, source_id=self.source_id)
+                self.inserted["instruments"] += written
+                n += written
             for symbol, deltas, update_ids, step in pending:
                 tag = {"symbol": symbol, "source_id": self.source_id}
                 if len(deltas):

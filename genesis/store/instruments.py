@@ -42,8 +42,9 @@ class Instrument:
     tick_size / lot_size: price and quantity increments (lot 0: unknown, not enforced); min_notional: smallest price x qty
     accepted (0: none known); contract_size: quote units per contract (COIN-M: 100 USD for
     BTCUSD_PERP; 1 where quantities are in the base asset); multiplier: price multiplier of a
-    contract (1 for every venue here); price_precision / qty_precision: decimals of the tick and
-    the lot; source: one of :data:`SOURCES`.
+    contract (1 for every venue here); price_precision / qty_precision: the decimals the venue
+    declares (Binance futures' ``pricePrecision`` may differ from the tick's), else those of the
+    tick and the lot; source: one of :data:`SOURCES`.
     """
 
     symbol: str

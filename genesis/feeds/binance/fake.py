@@ -13,9 +13,16 @@ answer at that moment: the book after every depth event the market has produced 
 the capture's own snapshot has been reached, that snapshot itself (it lies in the future of
 the stream, as real snapshots often do).
 
-Faults (:class:`Faults`) act on the websocket only: dropped, duplicated, reordered (swapped
+It also serves the venue's ``exchangeInfo`` (``/api/v3/exchangeInfo``, ``/fapi/v1/exchangeInfo``,
+``/dapi/v1/exchangeInfo``) in Binance's format, with the trading terms of each served symbol:
+given to the constructor (``instruments={"BTCUSDT": {"tick_size": 0.01, "lot_size": 1e-5}}``)
+or else inferred exactly from the capture's prices and quantities
+(:func:`genesis.store.instruments.infer_instrument`).
+
+Faults (:class:`Faults`) act on the websocket: dropped, duplicated, reordered (swapped
 with the next) and malformed messages (an extra truncated frame), a disconnect after given
-message counts, and stalls (the stream goes silent without closing).
+message counts, and stalls (the stream goes silent without closing); and on ``exchangeInfo``:
+its first requests can be made to fail with HTTP 500.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ import heapq
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -40,6 +48,7 @@ from websockets.http11 import Request, Response
 from genesis.book.l2 import L2Book
 from genesis.feeds.binance.capture import read_bytes, read_capture
 from genesis.feeds.binance.venues import VENUES, Venue
+from genesis.store.instruments import EXCHANGE_INFO, INFERRED, Instrument, infer_instrument
 
 
 @dataclass(frozen=True)
@@ -61,12 +70,15 @@ class Faults:
     stall_at: tuple[tuple[int, float], ...] = ()
     depth_only: bool = True  # drops/duplicates/reorders hit depth events only (trades are kept)
     seed: int = 0
+    exchange_info_errors: int = 0  # the first N exchangeInfo requests answer HTTP 500
 
     def __post_init__(self) -> None:
         for name in ("drop_rate", "duplicate_rate", "reorder_rate", "malformed_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults.{name}={value}: a probability must lie in [0, 1]")
+        if self.exchange_info_errors < 0:
+            raise ValueError(f"Faults.exchange_info_errors={self.exchange_info_errors}: a count must be >= 0")
 
 
 @dataclass
@@ -81,6 +93,8 @@ class FakeStats:
     stalls: int = 0
     snapshots: int = 0
     connections: int = 0
+    exchange_info: int = 0  # exchangeInfo requests answered
+    exchange_info_failed: int = 0  # exchangeInfo requests failed on purpose (Faults.exchange_info_errors)
 
 
 @dataclass
@@ -155,10 +169,16 @@ class FakeBinance:
     Use as a context manager (the server runs on its own thread and loop), or ``await
     fake.start()`` / ``await fake.stop()`` on a running loop. ``ws_url`` / ``rest_url`` are
     the base URLs to give the client.
+
+    ``instruments``: the terms ``exchangeInfo`` declares, per Binance symbol, as an
+    :class:`~genesis.store.instruments.Instrument` or a dict of any of :data:`INSTRUMENT_TERMS`;
+    a tick or lot not given is inferred from the capture, a COIN-M contract size not given is
+    Binance's (100 USD for BTC, else 10). :attr:`instruments` holds the terms served.
     """
 
     def __init__(self, captures, *, speed: float | None = None, faults: Faults | None = None,
-                 host: str = "127.0.0.1", port: int = 0, ping_interval: float | None = None):
+                 host: str = "127.0.0.1", port: int = 0, ping_interval: float | None = None,
+                 instruments: dict | None = None):
         paths = [Path(captures)] if isinstance(captures, (str, Path)) else [Path(p) for p in captures]
         if not paths:
             raise ValueError("FakeBinance needs at least one capture file")
@@ -183,6 +203,10 @@ class FakeBinance:
             raise ValueError(f"captures of several venues {sorted(venues)}: serve each venue with its own FakeBinance")
         (venue_name,) = venues
         self.venue: Venue = next(v for v in VENUES.values() if v.name == venue_name)
+        self._given_terms = _check_terms(instruments or {}, list(self.markets))
+        # Inferred here, not on the first request: the server's loop (often the client's too) never waits on it.
+        self.instruments: dict[str, Instrument] = {symbol: self._terms(symbol, market)
+                                                   for symbol, market in self.markets.items()}
         self.messages: list[_Message] = []
         # Per message: its market and how many of that market's depth messages (REST snapshot
         # lines included, which are never sent) exist once the message is produced.
@@ -220,6 +244,43 @@ class FakeBinance:
     @property
     def finished(self) -> bool:
         return self.stats.market >= len(self.messages)
+
+    # -- trading terms -----------------------------------------------------------------
+    def _terms(self, symbol: str, market: _SymbolMarket) -> Instrument:
+        given = self._given_terms.get(symbol, {})
+        if isinstance(given, Instrument):
+            return replace(given, symbol=market.namespaced)
+        terms = dict(given)
+        source = EXCHANGE_INFO
+        if "tick_size" not in terms or "lot_size" not in terms:
+            events = market.events
+            try:
+                inferred = infer_instrument(market.namespaced,
+                                            np.concatenate([events.depth.price, events.trades["price"]]),
+                                            np.concatenate([events.depth.qty, events.trades["qty"]]))
+            except ValueError as exc:
+                raise ValueError(f"cannot infer the terms of {symbol} for exchangeInfo ({exc}); give them: "
+                                 f"instruments={{'{symbol}': {{'tick_size': ..., 'lot_size': ...}}}} "
+                                 f"(genesis fake binance --instrument {symbol}:tick_size=...,lot_size=...)") from None
+            terms = {"tick_size": inferred.tick_size, "lot_size": inferred.lot_size, **terms}
+            source = INFERRED
+        if self.venue.key == "coinm":
+            terms.setdefault("contract_size", 100.0 if symbol.startswith("BTC") else 10.0)
+        return Instrument(market.namespaced, **{k: float(v) if k not in ("price_precision", "qty_precision") else int(v)
+                                                for k, v in terms.items()}, source=source)
+
+    def exchange_info(self, symbols: list[str] | None = None) -> dict:
+        """The ``exchangeInfo`` answer (of ``symbols`` only, when given), shaped like Binance's."""
+        entries = [_symbol_entry(self.venue.key, s, spec) for s, spec in self.instruments.items()
+                   if symbols is None or s in symbols]
+        doc = {"timezone": "UTC", "serverTime": time.time_ns() // 1_000_000,
+               "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                               "limit": 6000 if self.venue.key == "spot" else 2400}],
+               "exchangeFilters": []}
+        if self.venue.key == "usdm":
+            doc["assets"] = [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}]
+        doc["symbols"] = entries
+        return doc
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> FakeBinance:
@@ -281,6 +342,8 @@ class FakeBinance:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
         url = urlsplit(request.path)
+        if url.path == self.venue.exchange_info_path:
+            return self._exchange_info_response(parse_qs(url.query))
         if url.path != self.venue.depth_path:
             return _json(HTTPStatus.NOT_FOUND, {"code": -1000, "msg": f"unknown path {url.path}"})
         query = parse_qs(url.query)
@@ -298,6 +361,24 @@ class FakeBinance:
         self.stats.snapshots += 1
         return Response(200, "OK", Headers([("Content-Type", "application/json"),
                                             ("Content-Length", str(len(body)))]), body)
+
+    def _exchange_info_response(self, query: dict[str, list[str]]) -> Response:
+        if self.stats.exchange_info_failed < self.faults.exchange_info_errors:
+            self.stats.exchange_info_failed += 1
+            return _json(HTTPStatus.INTERNAL_SERVER_ERROR,
+                         {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."})
+        symbols = None
+        if self.venue.key == "spot" and ("symbol" in query or "symbols" in query):  # the futures ignore filters
+            try:
+                symbols = ([query["symbol"][0]] if "symbol" in query else orjson.loads(query["symbols"][0]))
+                symbols = [str(s).upper() for s in symbols]
+            except (orjson.JSONDecodeError, TypeError):
+                return _json(HTTPStatus.BAD_REQUEST,
+                             {"code": -1100, "msg": "Illegal characters found in parameter 'symbols'."})
+            if not symbols or any(s not in self.markets for s in symbols):
+                return _json(HTTPStatus.BAD_REQUEST, {"code": -1121, "msg": "Invalid symbol."})
+        self.stats.exchange_info += 1
+        return _json(HTTPStatus.OK, self.exchange_info(symbols))
 
     # -- websocket ---------------------------------------------------------------------
     async def _handle(self, connection: ServerConnection) -> None:
@@ -385,10 +466,81 @@ class FakeBinance:
         self.done.set()
 
 
+# Terms an ``instruments`` entry may give (Instrument fields).
+INSTRUMENT_TERMS = ("tick_size", "lot_size", "min_notional", "contract_size", "price_precision", "qty_precision")
+_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "BTC", "ETH", "BNB", "EUR", "TRY")
+
+
+def _check_terms(given: dict, served: list[str]) -> dict:
+    """``instruments`` by upper-case symbol, each checked: a served symbol, known terms, positive increments."""
+    out = {}
+    for symbol, terms in given.items():
+        key = str(symbol).split(":", 1)[-1].upper()
+        if key not in served:
+            raise ValueError(f"instruments: {symbol!r} is not served (the captures hold {', '.join(served)})")
+        if not isinstance(terms, Instrument):
+            if not isinstance(terms, dict):
+                raise ValueError(f"instruments[{symbol!r}]: expected an Instrument or a dict of {INSTRUMENT_TERMS}")
+            unknown = sorted(set(terms) - set(INSTRUMENT_TERMS))
+            if unknown:
+                raise ValueError(f"instruments[{symbol!r}]: unknown term(s) {unknown}; choose from {INSTRUMENT_TERMS}")
+            for name in ("tick_size", "lot_size"):
+                if name in terms and not (isinstance(terms[name], (int, float)) and terms[name] > 0):
+                    raise ValueError(f"instruments[{symbol!r}]: {name}={terms[name]!r} must be a positive number")
+        out[key] = terms
+    return out
+
+
+def _text(value: float, places: int = 0) -> str:
+    """A decimal string as Binance writes one (``0.01``; spot pads: ``0.01000000``)."""
+    d = Decimal(repr(float(value)))
+    if places and -d.as_tuple().exponent < places:
+        d = d.quantize(Decimal(1).scaleb(-places))
+    return format(d.normalize() if not places else d, "f")
+
+
+def _symbol_entry(venue_key: str, symbol: str, spec: Instrument) -> dict:
+    """One ``symbols`` entry of an exchangeInfo answer, with the fields and filters Binance
+    documents for the venue (spot: decimal strings padded to 8 places and a NOTIONAL filter, no
+    price/quantity precision; USD-M: MIN_NOTIONAL.notional; COIN-M: contractSize)."""
+    pair = symbol.split("_", 1)[0]
+    quote = next((q for q in _QUOTES if pair.endswith(q) and len(pair) > len(q)), pair[-4:])
+    base = pair[: -len(quote)]
+    places = 8 if venue_key == "spot" else 0
+    tick, lot = _text(spec.tick_size, places), _text(spec.lot_size, places)
+    filters = [{"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": _text(1_000_000, places), "tickSize": tick},
+               {"filterType": "LOT_SIZE", "minQty": lot, "maxQty": _text(9_000, places), "stepSize": lot},
+               {"filterType": "MARKET_LOT_SIZE", "minQty": lot, "maxQty": _text(1_000, places), "stepSize": lot}]
+    if venue_key == "spot":
+        if spec.min_notional:
+            filters.append({"filterType": "NOTIONAL", "minNotional": _text(spec.min_notional, places),
+                            "applyMinToMarket": True, "maxNotional": _text(9_000_000, places),
+                            "applyMaxToMarket": False, "avgPriceMins": 5})
+        filters.append({"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200})
+        return {"symbol": symbol, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8, "quoteAsset": quote,
+                "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+                "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+                "icebergAllowed": True, "ocoAllowed": True, "isSpotTradingAllowed": True, "filters": filters,
+                "permissions": [], "permissionSets": [["SPOT"]]}
+    filters.append({"filterType": "MAX_NUM_ORDERS", "limit": 200})
+    if spec.min_notional and venue_key == "usdm":
+        filters.append({"filterType": "MIN_NOTIONAL", "notional": _text(spec.min_notional)})
+    entry = {"symbol": symbol, "pair": pair, "contractType": "PERPETUAL", "status": "TRADING", "baseAsset": base,
+             "quoteAsset": quote, "marginAsset": quote if venue_key == "usdm" else base,
+             "pricePrecision": spec.price_precision, "quantityPrecision": spec.qty_precision,
+             "baseAssetPrecision": 8, "quotePrecision": 8, "filters": filters,
+             "orderTypes": ["LIMIT", "MARKET", "STOP", "TAKE_PROFIT"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"]}
+    if venue_key == "coinm":
+        entry["contractStatus"] = entry.pop("status")
+        size = spec.contract_size
+        entry["contractSize"] = int(size) if float(size).is_integer() else size
+    return entry
+
+
 def _json(status: HTTPStatus, body: dict) -> Response:
     data = orjson.dumps(body)
     return Response(status.value, status.phrase, Headers([("Content-Type", "application/json"),
                                                           ("Content-Length", str(len(data)))]), data)
 
 
-__all__ = ["FakeBinance", "Faults", "FakeStats"]
+__all__ = ["FakeBinance", "Faults", "FakeStats", "INSTRUMENT_TERMS"]

@@ -7,7 +7,11 @@ and sequencing rules), and reports to a :class:`FeedListener`:
 * every applied depth event as a top-L :class:`BookTop`, every trade and bookTicker as a
   normalised row (``genesis.feeds.events``), and every message as received (the recorder
   writes those to capture files);
-* status changes: connected, synced, gap (book dropped), resynced, disconnected.
+* status changes: connected, synced, gap (book dropped), resynced, disconnected;
+* the symbols' trading terms (tick, lot, minimum notional, contract size) from the venue's
+  REST ``exchangeInfo``, fetched once per connection in the background: a failed fetch is
+  retried with backoff, logged and counted (``exchange_info_errors``), and never holds up the
+  streams or the depth synchronisation.
 
 Synchronisation (Binance's documented procedure): open the stream and buffer depth events;
 fetch a REST snapshot; drop buffered events older than it; the first event applied must
@@ -27,6 +31,7 @@ answered by the websocket layer; the client pings too, to notice a dead TCP conn
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -35,15 +40,16 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
+from urllib.parse import quote
 
 import numpy as np
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
-from genesis.book.l2 import GAP_EXPECTED, GAP_RECEIVED, LIVE, OUT_APPLIED, OUT_STALE, OUT_UNAPPLIED, L2Book
+from genesis.book.l2 import GAP_EXPECTED, GAP_RECEIVED, LIVE, OUT_APPLIED, OUT_STALE, OUT_UNAPPLIED, L2Book, applied_clocks
 from genesis.feeds.binance import scan
 from genesis.feeds.binance.messages import BadMessage, parse_message
-from genesis.feeds.binance.venues import Venue, is_loopback, venue as resolve_venue
+from genesis.feeds.binance.venues import Venue, instruments_from_exchange_info, is_loopback, venue as resolve_venue
 from genesis.feeds.events import DELTA_DTYPE, QUOTE_DTYPE, TRADE_DTYPE
 
 log = logging.getLogger(__name__)
@@ -89,6 +95,13 @@ class FeedListener:
     def on_status(self, symbol: str, status: str, detail: str) -> None:
         """``status``: connected, synced, gap, resynced, disconnected."""
 
+    def on_instruments(self, specs: list, local_ts: int, raw: bytes) -> None:
+        """The venue's trading terms of the client's symbols: ``specs`` are
+        :class:`~genesis.store.instruments.Instrument` (source 'exchangeInfo', valid from
+        ``local_ts``, the receive time in ns) parsed from ``raw``, the ``exchangeInfo`` response
+        exactly as received (futures venues list every symbol in it). Once per connection, or
+        later when the fetch had to be retried."""
+
 
 @dataclass
 class FeedMetrics:
@@ -104,6 +117,8 @@ class FeedMetrics:
     resyncs: int = 0  # snapshots applied after the first of a symbol
     snapshots: int = 0
     snapshot_errors: int = 0
+    exchange_infos: int = 0  # exchangeInfo responses received and handed to the listener
+    exchange_info_errors: int = 0  # failed exchangeInfo fetches (each retried after a backoff)
     duplicates: int = 0  # depth events already contained in the live book
     malformed: int = 0
     dropped: int = 0  # messages discarded: buffer overflow, and trades missing by trade-id gaps
@@ -235,12 +250,13 @@ def _depth_arrays(messages: list[_Parsed]) -> tuple[np.ndarray, ...]:
             side, price, qty)
 
 
-def _delta_rows(message: _Parsed) -> np.ndarray:
-    """The DELTA_DTYPE rows of one parsed depth event or snapshot."""
+def _delta_rows(message: _Parsed, exch_ts: int, local_ts: int) -> np.ndarray:
+    """The DELTA_DTYPE rows of one parsed depth event or snapshot, stamped with its clocks as
+    applied (:func:`genesis.book.l2.applied_clocks`)."""
     ints = message.ints
     rows = np.empty(len(message.side), DELTA_DTYPE)
-    rows["exch_ts"] = ints[scan.I_EXCH]
-    rows["local_ts"] = ints[scan.I_LOCAL]
+    rows["exch_ts"] = exch_ts
+    rows["local_ts"] = local_ts
     rows["seq"] = ints[scan.I_LAST]
     rows["side"] = message.side
     rows["price"] = message.price
@@ -304,6 +320,9 @@ class BinanceClient:
         self._random = random.Random(seed)
         self._stop = asyncio.Event()
         self._sockets: set = set()
+        # The newest trading terms of each symbol (namespaced), from the venue's exchangeInfo.
+        self.instruments: dict = {}
+        self._instrument_tasks: dict[tuple[str, ...], asyncio.Task] = {}
 
     # -- public -------------------------------------------------------------------------
     @property
@@ -337,6 +356,8 @@ class BinanceClient:
             for feed in feeds:
                 if feed.syncing is not None:
                     feed.syncing.cancel()
+            for task in self._instrument_tasks.values():
+                task.cancel()
 
     def reconnect_delay(self, failures: int) -> float:
         """Seconds to wait after ``failures`` consecutive failed connections: exponential,
@@ -372,6 +393,7 @@ class BinanceClient:
                         self.metrics.reconnects += 1
                     for feed in feeds:
                         self.listener.on_status(feed.namespaced, "connected", url)
+                    self._request_instruments(feeds)
                     planned, received = await self._receive(ws)
                     if received:  # the connection worked: the next failure starts the backoff afresh
                         failures = 0
@@ -502,13 +524,18 @@ class BinanceClient:
             feed.syncing = asyncio.get_running_loop().create_task(self._synchronise(feed))
 
     def _emit(self, feed: _SymbolFeed, messages: list[_Parsed], result) -> None:
+        # Clocks in update-id order, as ingest stores them (a spot snapshot has no venue time).
+        applied = [int(i) for i in result.applied]
+        exch, local = applied_clocks(np.array([messages[i].ints[scan.I_EXCH] for i in applied], np.int64),
+                                     np.array([messages[i].ints[scan.I_LOCAL] for i in applied], np.int64))
+        clocks = {i: (int(e), int(t)) for i, e, t in zip(applied, exch, local)}
         if type(self.listener).on_depth is not FeedListener.on_depth:  # rows are built only for a listener
-            for message_index in result.applied:
-                self.listener.on_depth(feed.namespaced, _delta_rows(messages[int(message_index)]))
+            for message_index in applied:
+                self.listener.on_depth(feed.namespaced, _delta_rows(messages[message_index], *clocks[message_index]))
         for row, message_index in enumerate(result.top_msg):
-            ints = messages[int(message_index)].ints
+            exch_ts, local_ts = clocks[int(message_index)]
             self.listener.on_book(BookTop(
-                feed.namespaced, int(ints[scan.I_EXCH]), int(ints[scan.I_LOCAL]), int(ints[scan.I_LAST]),
+                feed.namespaced, exch_ts, local_ts, int(messages[int(message_index)].ints[scan.I_LAST]),
                 result.bid_px[row], result.bid_sz[row], result.ask_px[row], result.ask_sz[row]))
 
     async def _synchronise(self, feed: _SymbolFeed) -> None:
@@ -553,14 +580,73 @@ class BinanceClient:
 
     def _fetch_snapshot(self, symbol: str) -> bytes:
         url = f"{self.venue.rest_url}{self.venue.depth_path}?symbol={symbol}&limit={self.venue.snapshot_limit}"
-        handlers = [urllib.request.ProxyHandler({})] if is_loopback(url) else []
-        opener = urllib.request.build_opener(*handlers)
+        return _http_get(url)
+
+    # -- trading terms ------------------------------------------------------------------
+    def _request_instruments(self, feeds: list[_SymbolFeed]) -> None:
+        """Fetch the terms of ``feeds`` in the background (once per connection: a fetch
+        still retrying from an earlier connection goes on instead of starting another)."""
+        key = tuple(f.symbol for f in feeds)
+        task = self._instrument_tasks.get(key)
+        if task is None or task.done():
+            self._instrument_tasks[key] = asyncio.get_running_loop().create_task(self._instruments(list(key)))
+
+    async def _instruments(self, symbols: list[str]) -> None:
+        """Fetch ``exchangeInfo`` until it answers with the terms of ``symbols`` (retried with
+        the reconnect backoff), then hand them to the listener."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                raw, local_ts, specs = await asyncio.to_thread(self._fetch_exchange_info, symbols)
+            except (OSError, ValueError) as exc:  # unreachable, HTTP error, not JSON, unusable filters
+                self.metrics.exchange_info_errors += 1
+                self.metrics.last_error = f"exchangeInfo {','.join(symbols)}: {exc}"
+                delay = self.reconnect_delay(failures)
+                failures += 1
+                log.warning("binance %s: %s (retry in %.2f s)", self.venue.key, self.metrics.last_error, delay)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            self.metrics.exchange_infos += 1
+            missing = sorted(set(symbols) - {s.symbol.split(":", 1)[1] for s in specs})
+            if missing:
+                log.warning("binance %s: exchangeInfo lists no %s", self.venue.key, ", ".join(missing))
+            self.instruments.update({s.symbol: s for s in specs})
+            try:
+                self.listener.on_instruments(specs, local_ts, raw)
+            except Exception as exc:  # a background task: report, do not vanish
+                self.metrics.last_error = f"on_instruments: {type(exc).__name__}: {exc}"
+                log.exception("binance %s: the listener failed on exchangeInfo", self.venue.key)
+            return
+
+    def _fetch_exchange_info(self, symbols: list[str]) -> tuple[bytes, int, list]:
+        """(response as received, receive time ns, specs of ``symbols``); runs on a worker thread.
+        Spot is asked for the symbols only (its full answer is megabytes); the futures venues
+        take no filter and answer with every symbol."""
+        url = f"{self.venue.rest_url}{self.venue.exchange_info_path}"
+        if self.venue.key == "spot":
+            url += "?symbols=" + quote(json.dumps(sorted(symbols), separators=(",", ":")))
+        raw = _http_get(url)
+        local_ts = time.time_ns()
         try:
-            with opener.open(url, timeout=10) as response:
-                return response.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read()[:200].decode("utf-8", "replace")
-            raise OSError(f"HTTP {exc.code} from {url}: {body}") from None
+            specs = instruments_from_exchange_info(raw, self.venue.key, local_ts, symbols)
+        except ValueError as exc:
+            raise ValueError(f"{url}: {exc}") from None
+        return raw, local_ts, specs
+
+
+def _http_get(url: str, timeout: float = 10.0) -> bytes:
+    """The body of a GET (no proxy for a loopback address); OSError naming the URL otherwise."""
+    handlers = [urllib.request.ProxyHandler({})] if is_loopback(url) else []
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()[:200].decode("utf-8", "replace")
+        raise OSError(f"HTTP {exc.code} from {url}: {body}") from None
 
 
 def run_client(client: BinanceClient, seconds: float | None = None) -> FeedMetrics:
