@@ -7,6 +7,8 @@ import signal
 
 
 def _cmd_ingest_binance(args: argparse.Namespace) -> int:
+    import sys
+
     from genesis.pipelines.ingest import ingest_binance_capture
 
     report = ingest_binance_capture(
@@ -15,10 +17,14 @@ def _cmd_ingest_binance(args: argparse.Namespace) -> int:
         replace=args.replace,
         depth_levels=args.levels,
         grid=args.grid,
+        venue=args.venue,
         progress=not args.quiet,
     )
     print(report.summary())
-    return 0
+    # The other files are in; each one that is not is named, with why, and the exit status says so.
+    for failed in report.failed:
+        print(f"genesis: error: not ingested: {failed.error}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _cmd_ingest_lobster(args: argparse.Namespace) -> int:
@@ -45,8 +51,11 @@ def _cmd_ingest_simulate(args: argparse.Namespace) -> int:
 def _one_source_summary(report) -> str:
     if report.status == "skipped":
         return f"{report.path}: already ingested as {', '.join(report.symbols)} (use --replace to re-ingest)"
+    if report.error:  # 'busy': another live run has it
+        return f"{report.status}: {report.error}"
     lines = [f"{report.status} {report.path} as {', '.join(report.symbols)}: {report.messages:,} events"]
     lines += [f"  {key:<15} {value:>12,}" for key, value in report.counts.items()]
+    lines += [f"  note: {note}" for note in report.notes]  # e.g. an earlier run found dead, marked crashed
     return "\n".join(lines)
 
 
@@ -160,6 +169,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     binance.add_argument(
         "--grid", default=None, metavar="DURATION",
         help="also store snapshots on a fixed time grid, e.g. 100ms or 1s",
+    )
+    binance.add_argument(
+        "--venue", default=None, choices=["spot", "usdm", "coinm"],
+        help="venue of every symbol (default: told by the depth events, contract suffixes or the file name "
+             "prefix spot_/usdm_/cm_)",
     )
     binance.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     binance.set_defaults(handler=_cmd_ingest_binance)

@@ -8,6 +8,7 @@ here, and the tests run both over the real captures and require identical output
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import orjson
@@ -15,13 +16,48 @@ import orjson
 from genesis.feeds.binance import scan as _scan
 
 
+# A Binance symbol: upper-case letters and digits, with a contract suffix for delivery and
+# COIN-M contracts (BTCUSD_PERP, BTCUSD_240927, BTCUSDT_241227). Stream names carry it in
+# lower case. Anything else in a symbol's place is a corrupted line, never a new symbol.
+SYMBOL_RE = re.compile(r"[A-Z0-9]{1,32}(?:_(?:PERP|[0-9]{6}))?")
+SYMBOL_RULE = "upper-case letters and digits, COIN-M and delivery contracts with a _PERP or _YYMMDD suffix"
+# The diff depth stream, with its optional update speed (``depth``, ``depth@100ms``, ``depth@0ms``).
+# Partial book streams (``depth5``, ``depth20@100ms``) are not diffs and are refused.
+_DEPTH_CHANNEL_RE = re.compile(r"depth(?:@[0-9]{1,6}ms)?")
+# Longest line the reference parser reads. A REST snapshot of 5,000 levels a side is about
+# 350 KB; a longer line is not a Binance message, and parsing it into Python objects would
+# take many times its size in memory.
+MAX_MESSAGE_BYTES = 8 << 20
+# Venue times are milliseconds; beyond this their nanoseconds overflow int64 (year 2262).
+MAX_MS = (2**63 - 1) // 1_000_000
+_MAX_REASON = 500
+# How Binance writes prices and sizes: digits, no sign, no exponent, no leading zero before a digit.
+_PLAIN_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+")
+_MAX_STREAM = 200
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 30]}... ({len(text):,} characters)"
+
+
 class BadMessage(ValueError):
-    """A capture line that cannot be used; ``reason`` is stored in quarantine."""
+    """A capture line that cannot be used; ``reason`` is stored in quarantine.
+
+    Both are clipped (a reason quotes what it found, which can be anything of any length)."""
 
     def __init__(self, reason: str, stream: str = ""):
+        reason, stream = _clip(reason, _MAX_REASON), _clip(stream, _MAX_STREAM)
         super().__init__(reason)
         self.reason = reason
         self.stream = stream
+
+
+def symbol_problem(symbol: str) -> str | None:
+    """Why ``symbol`` (as written in a stream name or a snapshot, any case) is not a Binance
+    symbol, or None when it is one."""
+    if symbol.isascii() and SYMBOL_RE.fullmatch(symbol.upper()):
+        return None
+    return f"symbol {_clip(repr(symbol), 80)} is not a Binance symbol ({SYMBOL_RULE})"
 
 
 @dataclass
@@ -47,6 +83,9 @@ def _decimal(value, what: str, stream: str, *, positive: bool) -> float:
         raise BadMessage(f"{what} is {value!r}", stream)
     if number < 0 or (positive and number == 0):
         raise BadMessage(f"{what} {value!r} is {'not positive' if number == 0 else 'negative'}", stream)
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        # float() also reads '1_000', ' 5', '+5', '1e3', '05': Binance never writes those, a flipped byte can.
+        raise BadMessage(f"{what} {value!r} is not a plain decimal", stream)
     return number
 
 
@@ -56,6 +95,8 @@ def _integer(data: dict, key: str, stream: str) -> int:
     value = data[key]
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadMessage(f"field {key!r} is {value!r}, expected an integer", stream)
+    if not -(2**63) <= value < 2**63:
+        raise BadMessage(f"field {key!r} is {value}, out of the 64-bit integer range", stream)
     return value
 
 
@@ -82,22 +123,30 @@ def _times(data: dict, ints: list[int]) -> None:
     for key, value in (("E", event), ("T", trans)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise BadMessage(f"field {key!r} is {value!r}, expected milliseconds")
+        if value is not None and not 0 <= value <= MAX_MS:
+            raise BadMessage(f"field {key!r} is {value}, out of range for milliseconds since 1970")
     ints[_scan.I_EVENT] = (event or 0) * 1_000_000
     ints[_scan.I_EXCH] = (trans if trans is not None else (event or 0)) * 1_000_000
 
 
 def parse_line(line: bytes) -> ParsedLine | None:
     """Parse one capture line. Returns None for a blank line; raises :class:`BadMessage`."""
+    if len(line) > MAX_MESSAGE_BYTES:  # checked first: no copy of a huge line is made
+        raise BadMessage(f"line of {len(line):,} bytes is longer than any Binance message "
+                         f"(limit {MAX_MESSAGE_BYTES >> 20} MiB); not parsed")
     text = line.rstrip(b"\r\n ")
     if not text:
         return None
     head, sep, body = text.partition(b" ")
     if not sep or not head.isdigit():
         raise BadMessage("line does not start with '<receive time ns> '")
-    local_ts = int(head)
-    if local_ts >= 2**63:
-        raise BadMessage(f"receive time {head.decode()} is out of range")
-    return parse_message(local_ts, body)
+    if head[:1] == b"0" and len(head) > 1:
+        raise BadMessage(f"receive time {_clip(head.decode(), 40)} has a leading zero")
+    # More than 19 digits cannot be int64 nanoseconds (and int() of thousands of digits is refused).
+    if len(head) > 19 or int(head) >= 2**63:
+        raise BadMessage(f"receive time {_clip(head.decode(), 40)} ({len(head):,} digits) is out of range "
+                         "for nanoseconds since 1970")
+    return parse_message(int(head), body)
 
 
 def parse_message(local_ts: int, body: bytes | str) -> ParsedLine:
@@ -124,15 +173,19 @@ def parse_message(local_ts: int, body: bytes | str) -> ParsedLine:
         ints[_scan.I_LAST] = _integer(message, "lastUpdateId", stream)
         _times(message, ints)
         levels = _levels(message, "bids", 1, stream) + _levels(message, "asks", -1, stream)
-        symbol = str(message.get("symbol", "")).upper()
-        return ParsedLine(_scan.KIND_SNAPSHOT, stream, symbol, ints, floats, levels)
+        symbol = message.get("symbol", "")
+        if not isinstance(symbol, str):
+            raise BadMessage(f"snapshot field 'symbol' is {symbol!r}, expected a string", stream)
+        if symbol and (problem := symbol_problem(symbol)):
+            raise BadMessage(f"snapshot {problem}", stream)
+        return ParsedLine(_scan.KIND_SNAPSHOT, stream, symbol.upper(), ints, floats, levels)
 
     stream = message.get("stream")
     data = message.get("data")
     if not isinstance(stream, str) or not isinstance(data, dict):
         raise BadMessage("neither a combined-stream message {stream, data} nor a depth snapshot")
     symbol, _, channel = stream.partition("@")
-    if channel.startswith("depth"):
+    if _DEPTH_CHANNEL_RE.fullmatch(channel):
         kind = _scan.KIND_DEPTH
     elif channel == "trade":
         kind = _scan.KIND_TRADE
@@ -140,6 +193,11 @@ def parse_message(local_ts: int, body: bytes | str) -> ParsedLine:
         kind = _scan.KIND_QUOTE
     else:
         raise BadMessage(f"unknown stream {stream!r}", stream)
+    if problem := symbol_problem(symbol):
+        raise BadMessage(f"stream {problem}", stream)
+    named = data.get("s")  # the symbol again, inside the event: both must agree
+    if named is not None and (not isinstance(named, str) or named.upper() != symbol.upper()):
+        raise BadMessage(f"stream {stream!r} carries an event of symbol {named!r}", stream)
 
     try:
         _times(data, ints)

@@ -31,6 +31,10 @@ LINE_FALLBACK = 1  # not in the strict fast-path shape: let the reference parser
 LINE_BLANK = 2  # empty line (ignored, not an error)
 
 _MAX_EXACT_MANTISSA = 1 << 53
+# Venue times are milliseconds; beyond this their nanoseconds overflow int64 (messages.MAX_MS).
+_MAX_MS = (2**63 - 1) // 1_000_000
+# Longest symbol: 32 letters/digits plus a contract suffix such as _PERP or _240927 (messages.SYMBOL_RE).
+_MAX_SYMBOL = 39
 
 # Per-line output columns, one 2-D array each for ints and floats (see ``scan_lines``).
 # ints: local_ts, exch_ts, event_time, id_first (U), id_last (u / trade id / lastUpdateId),
@@ -46,11 +50,13 @@ _POW10 = np.array([10.0**k for k in range(23)])
 # Byte constants.
 _QUOTE, _COLON, _COMMA, _LBRACE, _RBRACE, _LBRACK, _RBRACK = 34, 58, 44, 123, 125, 91, 93
 _SPACE, _CR, _BACKSLASH, _DOT, _MINUS, _AT = 32, 13, 92, 46, 45, 64
+_UNDERSCORE = 95
 
 _STREAM_PREFIX = np.frombuffer(b'{"stream":"', dtype=np.uint8)
 _DATA_PREFIX = np.frombuffer(b'","data":{', dtype=np.uint8)
 _SNAPSHOT_PREFIX = np.frombuffer(b'{"lastUpdateId":', dtype=np.uint8)
 _DEPTH = np.frombuffer(b"depth", dtype=np.uint8)
+_MS = np.frombuffer(b"ms", dtype=np.uint8)
 _TRADE = np.frombuffer(b"trade", dtype=np.uint8)
 _BOOK_TICKER = np.frombuffer(b"bookTicker", dtype=np.uint8)
 _BIDS = np.frombuffer(b"bids", dtype=np.uint8)
@@ -93,8 +99,44 @@ def symbol_hash(buf, start, stop):
 
 
 @nb.njit(cache=True)
+def symbol_chars_ok(buf, start, stop):
+    """Whether ``buf[start:stop]`` can be a symbol: 1 to 39 ASCII letters, digits or ``_``.
+
+    The exact shape (messages.SYMBOL_RE) is checked once per distinct symbol by the reader;
+    this keeps bytes that are no symbol at all (a flipped byte, a ``%``) out of the fast path.
+    """
+    if stop <= start or stop - start > _MAX_SYMBOL:
+        return False
+    for k in range(start, stop):
+        c = buf[k]
+        if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == _UNDERSCORE):
+            return False
+    return True
+
+
+@nb.njit(cache=True)
+def _is_depth_channel(buf, start, stop):
+    """``depth`` or ``depth@<1-6 digits>ms``: the diff depth stream (not ``depth5``, ``depth20@100ms``)."""
+    n = _DEPTH.shape[0]
+    if not _matches(buf, start, stop, _DEPTH):
+        return False
+    pos = start + n
+    if pos == stop:
+        return True
+    if buf[pos] != _AT:
+        return False
+    pos += 1
+    digits = 0
+    while pos < stop and 48 <= buf[pos] <= 57:
+        pos += 1
+        digits += 1
+    return 1 <= digits <= 6 and stop - pos == 2 and _matches(buf, pos, stop, _MS)
+
+
+@nb.njit(cache=True)
 def _parse_int(buf, pos, end):
-    """Parse ``-?[0-9]+`` at ``pos``. Returns (value, next_pos); next_pos == -1 on failure."""
+    """Parse ``-?(0|[1-9][0-9]*)`` at ``pos`` (JSON's integers: no leading zero). Returns
+    (value, next_pos); next_pos == -1 on failure."""
     negative = False
     if pos < end and buf[pos] == _MINUS:
         negative = True
@@ -105,7 +147,7 @@ def _parse_int(buf, pos, end):
         value = value * 10 + (buf[pos] - 48)
         pos += 1
     # 19 digits fit int64 up to 2**63 - 1; beyond that the product wraps negative.
-    if pos == start or pos - start > 19 or value < 0:
+    if pos == start or pos - start > 19 or value < 0 or (buf[start] == 48 and pos - start > 1):
         return 0, -1
     return (-value if negative else value), pos
 
@@ -115,7 +157,8 @@ def _parse_decimal_string(buf, pos, end):
     """Parse ``"digits[.digits]"`` at ``pos`` into a double equal to ``float(text)``.
 
     Returns (value, next_pos); next_pos == -1 for anything else (signs, exponents, NaN,
-    empty, more than 17 significant digits), which sends the line to the reference parser.
+    empty, a leading zero before a digit, more than 17 significant digits), which sends the
+    line to the reference parser.
     """
     if pos >= end or buf[pos] != _QUOTE:
         return 0.0, -1
@@ -141,6 +184,8 @@ def _parse_decimal_string(buf, pos, end):
             stop = dot
     if stop == start:
         return 0.0, -1
+    if buf[start] == 48 and start + 1 < stop and buf[start + 1] != _DOT:
+        return 0.0, -1  # a leading zero before a digit ("05"): not how Binance writes a number
     mantissa = 0
     significant = 0
     decimals = 0
@@ -160,7 +205,11 @@ def _parse_decimal_string(buf, pos, end):
 
 @nb.njit(cache=True)
 def _skip_value(buf, pos, end):
-    """Skip one JSON value (string, number, literal, array or object). -1 on malformed input."""
+    """Skip one JSON value of a field the scanner does not use. -1 on anything it cannot
+    vouch for, which sends the line to the reference parser: a string with an escape, a
+    control character or a non-ASCII byte (Binance sends plain ASCII), a nested array or
+    object (Binance sends none in fields Genesis skips), a number outside JSON's grammar.
+    So a line the scanner accepts is one the reference parser accepts, with the same values."""
     if pos >= end:
         return -1
     c = buf[pos]
@@ -168,38 +217,43 @@ def _skip_value(buf, pos, end):
         pos += 1
         while pos < end:
             c = buf[pos]
-            if c == _BACKSLASH:
-                pos += 2
-                continue
             if c == _QUOTE:
                 return pos + 1
-            pos += 1
-        return -1
-    if c == _LBRACE or c == _LBRACK:
-        depth = 0
-        while pos < end:
-            c = buf[pos]
-            if c == _QUOTE:
-                pos = _skip_value(buf, pos, end)
-                if pos < 0:
-                    return -1
-                continue
-            if c == _LBRACE or c == _LBRACK:
-                depth += 1
-            elif c == _RBRACE or c == _RBRACK:
-                depth -= 1
-                if depth == 0:
-                    return pos + 1
+            if c < 32 or c >= 127 or c == _BACKSLASH:
+                return -1
             pos += 1
         return -1
     if _matches(buf, pos, end, _TRUE) or _matches(buf, pos, end, _NULL):
         return pos + 4
     if _matches(buf, pos, end, _FALSE):
         return pos + 5
-    start = pos
-    while pos < end and (48 <= buf[pos] <= 57 or buf[pos] in (_MINUS, _DOT, 43, 101, 69)):
+    # -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+    if pos < end and buf[pos] == _MINUS:
         pos += 1
-    return pos if pos > start else -1
+    if pos >= end or not 48 <= buf[pos] <= 57:
+        return -1
+    if buf[pos] == 48:
+        pos += 1
+    else:
+        while pos < end and 48 <= buf[pos] <= 57:
+            pos += 1
+    if pos < end and buf[pos] == _DOT:
+        pos += 1
+        digits = pos
+        while pos < end and 48 <= buf[pos] <= 57:
+            pos += 1
+        if pos == digits:
+            return -1
+    if pos < end and (buf[pos] == 101 or buf[pos] == 69):
+        pos += 1
+        if pos < end and (buf[pos] == 43 or buf[pos] == _MINUS):
+            pos += 1
+        digits = pos
+        while pos < end and 48 <= buf[pos] <= 57:
+            pos += 1
+        if pos == digits:
+            return -1
+    return pos
 
 
 @nb.njit(cache=True)
@@ -249,6 +303,8 @@ def _scan_object(buf, pos, end, kind, ints, floats, lvl_side, lvl_price, lvl_qty
         key_start = pos + 1
         key_stop = key_start
         while key_stop < end and buf[key_stop] != _QUOTE:
+            if buf[key_stop] < 32 or buf[key_stop] >= 127 or buf[key_stop] == _BACKSLASH:
+                return -1, n_levels, seen  # see _skip_value
             key_stop += 1
         if key_stop + 1 >= end or buf[key_stop + 1] != _COLON:
             return -1, n_levels, seen
@@ -258,15 +314,28 @@ def _scan_object(buf, pos, end, kind, ints, floats, lvl_side, lvl_price, lvl_qty
         k1 = buf[key_start + 1] if klen > 1 else 0
         handled = False
         if klen == 1:
-            if k0 == 69:  # E: event time (ms)
+            if k0 == 69 or k0 == 84:  # E: event time, T: transaction / trade time (ms)
                 value, pos = _parse_int(buf, pos, end)
-                ints[I_EVENT] = value * 1_000_000
-                seen |= 1
+                if value < 0 or value > _MAX_MS:
+                    return -1, n_levels, seen
+                if k0 == 69:
+                    ints[I_EVENT] = value * 1_000_000
+                    seen |= 1
+                else:
+                    ints[I_EXCH] = value * 1_000_000
+                    seen |= 2
                 handled = True
-            elif k0 == 84:  # T: transaction / trade time (ms)
-                value, pos = _parse_int(buf, pos, end)
-                ints[I_EXCH] = value * 1_000_000
-                seen |= 2
+            elif k0 == 115 and kind != KIND_SNAPSHOT:  # s: the symbol again, must be the stream's
+                if pos >= end or buf[pos] != _QUOTE:
+                    return -1, n_levels, seen
+                stop = pos + 1
+                while stop < end and buf[stop] != _QUOTE:
+                    if buf[stop] == _BACKSLASH:  # an escape: let the reference parser decode it
+                        return -1, n_levels, seen
+                    stop += 1
+                if stop >= end or symbol_hash(buf, pos + 1, stop) != ints[I_SYMBOL]:
+                    return -1, n_levels, seen
+                pos = stop + 1
                 handled = True
             elif k0 == 85 and kind == KIND_DEPTH:  # U: first update id
                 ints[I_FIRST], pos = _parse_int(buf, pos, end)
@@ -334,6 +403,8 @@ def _scan_object(buf, pos, end, kind, ints, floats, lvl_side, lvl_price, lvl_qty
                 stop = pos + 1
                 while stop < end and buf[stop] != _QUOTE:
                     stop += 1
+                if not symbol_chars_ok(buf, pos + 1, stop):
+                    return -1, n_levels, seen
                 ints[I_SYMBOL] = symbol_hash(buf, pos + 1, stop)
                 pos = stop + 1
                 seen |= 4096
@@ -379,6 +450,8 @@ def scan_lines(buf, line_starts, line_stops, ints, floats, kinds, status, lvl_si
             status[i] = LINE_BLANK
             continue
         status[i] = LINE_FALLBACK
+        if buf[pos] == _MINUS:  # a receive time is digits only
+            continue
         local_ts, pos = _parse_int(buf, pos, end)
         if pos < 0 or pos >= end or buf[pos] != _SPACE:
             continue
@@ -390,13 +463,13 @@ def scan_lines(buf, line_starts, line_stops, ints, floats, kinds, status, lvl_si
             at = name_start
             while at < end and buf[at] != _AT and buf[at] != _QUOTE:
                 at += 1
-            if at >= end or buf[at] != _AT:
+            if at >= end or buf[at] != _AT or not symbol_chars_ok(buf, name_start, at):
                 continue
             name_stop = at + 1
             while name_stop < end and buf[name_stop] != _QUOTE:
                 name_stop += 1
             suffix = at + 1
-            if _matches(buf, suffix, name_stop, _DEPTH):
+            if _is_depth_channel(buf, suffix, name_stop):
                 kind = KIND_DEPTH
             elif _key_is(buf, suffix, name_stop, _TRADE):
                 kind = KIND_TRADE
