@@ -175,6 +175,122 @@ def test_depth_shock_reference_is_not_a_passing_spike():
     assert run(DEPTH_DETECTOR, make_book(ts, bp, bs, ap, as_)).empty
 
 
+def withdrawn_reference(ref_px, ref_sz, px, sz, traded_at, side, k):
+    """Plain-Python reference of book_conditions.standing_drop: compare a reference profile of one
+    side with a row, levels matched by price. Returns (withdrawn share, reference depth compared,
+    executed, withdrawn, touch queue moved away)."""
+    better = (lambda a, b: a > b) if side == 1 else (lambda a, b: a < b)
+    now = {p: s for p, s in zip(px[:k], sz[:k]) if np.isfinite(p)}
+    shown = [p for p in px[:k] if np.isfinite(p)]
+    ref_depth = executed = withdrawn = moved = 0.0
+    for j, (p, r) in enumerate(zip(ref_px[:k], ref_sz[:k])):
+        if not np.isfinite(p):
+            break
+        c = 0.0
+        if shown:
+            if better(p, shown[0]):  # behind the touch now
+                if j == 0:
+                    moved += r  # the touch moved away with its queue
+                    continue
+            elif len(shown) == k and better(shown[-1], p):
+                continue  # past what the row shows
+            else:
+                c = now.get(p, 0.0)
+        lost = max(r - c, 0.0)
+        ex = min(lost, traded_at.get(p, 0.0))
+        ref_depth += r
+        executed += ex
+        withdrawn += lost - ex
+    return (withdrawn / ref_depth if ref_depth else 0.0), ref_depth, executed, withdrawn, moved
+
+
+@pytest.mark.parametrize("side", [1, -1])
+def test_standing_drop_matches_reference(side):
+    rng = np.random.default_rng(5 + side)
+    kk = 8
+    for _ in range(300):
+        k = int(rng.integers(1, kk + 1))
+        # reference and current rows: k distinct prices a side from a 14-tick range, best first
+        def row():
+            n = int(rng.integers(0, k + 1))
+            p = np.sort(rng.choice(np.arange(14), n, replace=False))[::-1 if side == 1 else 1] * TICK + 100.0
+            px, sz = np.full(k, np.nan), np.full(k, np.nan)
+            px[:n], sz[:n] = p, rng.integers(1, 20, n).astype(float)
+            return px, sz
+        (rp, rs), (cp, cs) = row(), row()
+        ref = np.full(3 * kk, np.nan)
+        ref[:k], ref[kk:kk + k] = rp, rs
+        traded = {p: float(rng.integers(0, 10)) for p in rp[np.isfinite(rp)] if rng.random() < 0.4}
+        ref[2 * kk:] = [traded.get(p, 0.0) for p in np.r_[rp, np.full(kk - k, np.nan)]]
+        got = bc.standing_drop.py_func(ref, 0, kk, 2 * kk, cp[None, :], cs[None, :], 0, k, side)
+        assert np.allclose(got, withdrawn_reference(rp, rs, cp, cs, traded, side, k)), (rp, rs, cp, cs, traded)
+
+
+def one_level_book(total_s=150.0):
+    """A 1-level book (LOBSTER level 1): the touch queue 100 at 100.00 / 100.01, rows every 100 ms."""
+    ts = rows_every(total_s)
+    n = len(ts)
+    return ts, np.full((n, 1), 100.0), np.full((n, 1), 100.0), np.full((n, 1), 100.01), np.full((n, 1), 100.0)
+
+
+def test_depth_shock_one_level_touch_moving_away_is_not_a_shock():
+    # the bid queue of 100 goes (executed or cancelled) and the best bid becomes 99.99 with 3: the touch
+    # moved; at one level the new queue was never visible before, so nothing compares
+    ts, bp, bs, ap, as_ = one_level_book()
+    t = secs(ts)
+    moved = (t >= 100) & (t < 110)
+    bp[moved], bs[moved] = 99.99, 3.0
+    assert run(DEPTH_DETECTOR, make_book(ts, bp, bs, ap, as_)).empty
+
+
+def test_depth_shock_one_level_queue_vanishing_at_a_standing_price():
+    ts, bp, bs, ap, as_ = one_level_book()
+    t = secs(ts)
+    bs[(t >= 100) & (t < 104)] = 3.0  # 97% of the queue at 100.00 leaves; the price stays
+    alerts = run(DEPTH_DETECTOR, make_book(ts, bp, bs, ap, as_))
+    assert list(alerts.kind) == ["depth_shock"]
+    ev = alerts.iloc[0].evidence
+    assert ev["levels_summed"] == 1 and ev["touch_queue_moved_away"] == 0.0
+    assert ev["reference_touch_price"] == ev["touch_price_at_peak"] == 100.0
+    assert ev["reference_depth_compared"] == 100.0 and ev["depth_withdrawn"] == 97.0 and ev["depth_executed"] == 0.0
+    assert alerts.iloc[0].score <= 20.0  # one queue at one level: weak evidence (full_score_levels = 5)
+
+
+def sweep_book(with_trades):
+    """A 10-level ladder whose bid side is taken 12 levels down at t=100 s, thin, for 5 s."""
+    ts = rows_every(150.0)
+    bp, bs, ap, as_ = ladder(len(ts))
+    t = secs(ts)
+    after = (t >= 100.0) & (t < 105.0)
+    bp[after] -= 12 * TICK
+    bs[after] = 0.2  # the book beyond is thin
+    trades = trades_at(100.0 - 0.05 + np.zeros(10), 100.0 - np.arange(10) * TICK, -1, qty=5.0) if with_trades \
+        else np.empty(0, TRADE_DTYPE)
+    return make_book(ts, bp, bs, ap, as_), trades
+
+
+def test_depth_shock_tells_executed_depth_from_withdrawn_depth():
+    # the same book change: sold through by trades at each level (the touch moving with its queues),
+    # or pulled without a trade (depth withdrawn: a shock)
+    book, trades = sweep_book(with_trades=True)
+    assert run(DEPTH_DETECTOR, book, trades).empty
+    book, _ = sweep_book(with_trades=False)
+    alerts = run(DEPTH_DETECTOR, book)
+    assert list(alerts.kind) == ["depth_shock"]
+    ev = alerts.iloc[0].evidence
+    assert ev["touch_queue_moved_away"] == 5.0  # the best bid's queue moved with the touch: not counted
+    assert ev["reference_depth_compared"] == 45.0 and ev["depth_withdrawn"] == 45.0 and ev["depth_executed"] == 0
+    assert ev["levels_summed"] == LEVELS and alerts.iloc[0].metric == 1.0
+    assert alerts.iloc[0].severity == "medium"  # it did not last persist_s (30 s)
+
+
+def test_book_conditions_reach_high_only_when_they_persist():
+    brief = run(SPREAD_DETECTOR, spread_book(100.0, 2.0, 40, total_s=200.0)).iloc[0]
+    lasting = run(SPREAD_DETECTOR, spread_book(100.0, 40.0, 40, total_s=200.0)).iloc[0]
+    assert brief.score <= 59.0 and brief.severity == "medium"
+    assert lasting.score > 60.0 and lasting.severity in ("high", "critical")
+
+
 # -- liquidity gap -------------------------------------------------------------------------------
 def gap_book(from_s, for_s, removed_levels, total_s=150.0):
     """Bid levels ``removed_levels`` (indices of the contiguous ladder) emptied: the ladder closes up."""
@@ -266,7 +382,8 @@ def stale_case(frozen_s, n_trades, through=False, deep_changes=False):
 
 
 def stale_reference(book: Book, trades, max_age_s, min_trades):
-    """Plain-Python reference: spans of unchanged top with their trade counts."""
+    """Plain-Python reference: spans of unchanged top, the trades printed strictly within them, and of
+    those the ones strictly inside the quote's spread (hidden liquidity), which are no evidence."""
     out = []
     top = np.c_[book.bid_px[:, 0], book.bid_sz[:, 0], book.ask_px[:, 0], book.ask_sz[:, 0]]
     start = 0
@@ -274,9 +391,10 @@ def stale_reference(book: Book, trades, max_age_s, min_trades):
         if i == len(top) or not np.array_equal(top[i], top[start]):
             if i < len(top):
                 age = (book.ts[i] - book.ts[start]) / S
-                n = int(((trades["exch_ts"] >= book.ts[start]) & (trades["exch_ts"] < book.ts[i])).sum())
-                if age > max_age_s and n >= min_trades:
-                    out.append((book.ts[start], book.ts[i], n))
+                during = trades[(trades["exch_ts"] > book.ts[start]) & (trades["exch_ts"] < book.ts[i])]
+                hidden = int(((during["price"] > top[start, 0]) & (during["price"] < top[start, 2])).sum())
+                if age > max_age_s and len(during) - hidden >= min_trades:
+                    out.append((book.ts[start], book.ts[i], len(during), hidden))
             start = i
     return out
 
@@ -288,8 +406,43 @@ def test_stale_quotes_fire_and_match_reference(deep):
     ref = stale_reference(book, trades, 2.0, 5)
     assert len(alerts) == 1 == len(ref)
     a = alerts.iloc[0]
-    assert (a.start_ts, a.end_ts, a.n_events) == ref[0]
+    assert (a.start_ts, a.end_ts, a.n_events, a.evidence["hidden_executions"]) == ref[0]
     assert a.metric == pytest.approx(3.0, abs=0.11) and a["size"] == 0
+    assert a.evidence["trades_at_or_through_quote"] == 8 and a.evidence["stale_best_ask"] == pytest.approx(100.01)
+
+
+def test_stale_quotes_hidden_executions_inside_the_spread_are_not_evidence():
+    book, _ = stale_case(3.0, 0)
+    times = 20.05 + np.arange(12) * 0.24
+    inside = trades_at(times, 100.005, -1)  # strictly between the bid 100.00 and the ask 100.01
+    assert run(STALE, book, inside).empty and not stale_reference(book, inside, 2.0, 5)
+    plain = run(STALE, book, trades_at(times, 100.0, -1)).iloc[0]
+    mixed = trades_at(times, np.where(np.arange(12) % 2, 100.005, 100.0), -1)  # 6 at the bid, 6 hidden
+    a = run(STALE, book, mixed).iloc[0]
+    assert stale_reference(book, mixed, 2.0, 5) == [(a.start_ts, a.end_ts, 12, 6)]
+    assert a.evidence["hidden_executions"] == 6 and a.evidence["trades_at_or_through_quote"] == 6
+    assert a.score == pytest.approx(plain.score * 6 / 12)  # hidden liquidity explains half of the prints
+
+
+def test_stale_quotes_executions_marked_hidden_are_not_evidence():
+    from genesis.feeds.events import EV_EXECUTE_HIDDEN, ORDER_EVENT_DTYPE
+
+    book, trades = stale_case(3.0, 8)  # eight sells at the bid price that leave the bid's size as it is
+    assert len(run(STALE, book, trades)) == 1
+    orders = np.zeros(len(trades), ORDER_EVENT_DTYPE)  # ... and the venue says they hit a hidden order
+    orders["exch_ts"], orders["local_ts"], orders["seq"] = trades["exch_ts"], trades["exch_ts"], np.arange(8)
+    orders["event"], orders["side"], orders["price"], orders["qty"] = EV_EXECUTE_HIDDEN, 1, trades["price"], \
+        trades["qty"]
+    orders["order_id"] = orders["owner"] = orders["contra_id"] = orders["contra_owner"] = -1
+    assert detect(Inputs("test:X", orders, trades, book), [STALE]).empty
+
+
+def test_stale_quotes_trades_at_the_instant_of_the_change_are_the_change():
+    book, _ = stale_case(3.0, 0)
+    end = book.ts[np.searchsorted(book.ts, T0 + 23 * S)]  # the row that changes the quote again
+    ties = trades_at(np.full(6, (end - T0) / S), 100.0, -1)
+    assert run(STALE, book, ties).empty  # read before that row (orders < trades < book), they are its cause
+    assert not stale_reference(book, ties, 2.0, 5)
 
 
 def test_stale_quotes_trades_through_raise_the_score():

@@ -57,8 +57,8 @@ def test_a_stale_quote_still_standing_at_the_end_is_reported():
     ask = np.full((n, 1), 101.0)
     size = np.ones((n, 1))
     trades = np.zeros(12, TRADE_DTYPE)
-    trades["exch_ts"] = (3 + np.arange(12)) * S  # twelve trades over the following 12 s
-    trades["price"], trades["qty"], trades["aggressor"] = 100.5, 1.0, 1
+    trades["exch_ts"] = (3 + np.arange(12)) * S  # twelve trades at the ask over the following 12 s
+    trades["price"], trades["qty"], trades["aggressor"] = 101.0, 1.0, 1
     alerts = detect(Inputs("sim:T", trades=trades, book=Book(ts, bid, size, ask, size)), [by_name("stale_quotes")])
     (stale,) = alerts.itertuples()
     assert (stale.kind, stale.start_ts, stale.end_ts, stale.n_events) == ("stale_quotes", 2 * S, 14 * S, 12)
@@ -168,3 +168,53 @@ def test_surveil_run_files_alerts_once(store_url):
     raised = {(int(r.start_ts), r.kind): r.evidence for r in first.alerts.itertuples()}
     for row in table.itertuples():
         assert row.evidence == raised[(row.start.value, row.kind)]
+
+
+# -- what detectors need of the data: one declaration, checked alike for all -----------------------------------
+def test_every_detector_declares_what_it_needs():
+    from genesis.surveillance.base import CAPABILITIES
+
+    for d in all_detectors():
+        assert set(d.inputs) | set(d.needs) | set(d.optional) <= set(CAPABILITIES), d.name
+        assert d.levels_needed >= (1 if "book" in d.inputs else 0), d.name
+        if d.levels_param is not None:
+            assert isinstance(getattr(d.params, d.levels_param), int), d.name
+        assert d.requirements()
+    assert by_name("liquidity_gap").levels_needed == 2  # a gap lies between two levels
+    assert by_name("spoofing").levels_needed == 3 and by_name("layering").levels_needed == 7
+    assert by_name("spoofing").with_params(max_level=4.0).levels_needed == 5  # follows the parameters
+    assert by_name("wash_trades").needs == ("owners",)
+    assert by_name("depth_shock").levels_read(1) == 1 and by_name("depth_shock").levels_read(50) == 20
+
+
+def test_detectors_the_data_cannot_serve_are_skipped_with_the_reason():
+    from genesis.surveillance.base import DataProfile
+    from genesis.surveillance.engine import run_detectors
+    from genesis.feeds.simulator import simulate
+
+    one_level = DataProfile(frozenset({"orders", "trades", "book"}), levels=1)
+    assert by_name("liquidity_gap").unmet(one_level) == "needs 2 book levels a side; the data has 1"
+    assert by_name("spread_shock").unmet(one_level) is None
+    assert "owner (participant) ids" in by_name("wash_trades").unmet(one_level)
+    assert "order-level (L3) events" in by_name("iceberg").unmet(DataProfile(frozenset({"trades", "book"}), 20))
+
+    # a simulated market read at one level, padded with NaN to 20 columns, as a 1-level source may be
+    inputs = Inputs.from_events(simulate(seconds=150, seed=3, scenarios=["flash_crash"]).events)
+    nan = np.full((len(inputs.book), 19), np.nan)
+    padded = Book(inputs.book.ts, *(np.c_[getattr(inputs.book, n)[:, :1], nan]
+                                    for n in ("bid_px", "bid_sz", "ask_px", "ask_sz")))
+    data = Inputs(inputs.symbol, inputs.orders, inputs.trades, padded)
+    assert data.profile().levels == 1 and "owners" in data.profile().capabilities
+    run = run_detectors(data)
+    assert run.profile.levels == 1
+    assert set(run.skipped) == {"liquidity_gap", "spoofing", "layering", "spoofing_l2"}
+    assert not set(run.alerts["detector"]) & set(run.skipped) and set(run.ran).isdisjoint(run.skipped)
+    assert detect(data).attrs["skipped"] == run.skipped
+    summed = [e["levels_summed"] for e in run.alerts["evidence"] if "levels_summed" in e]
+    assert summed and set(summed) == {1}  # the levels that exist, not the configured 20 or 5
+
+    stream = SurveillanceStream("sim:T", [by_name("liquidity_gap"), by_name("spread_shock")], sources=("book",),
+                                levels=1)
+    assert list(stream.skipped) == ["liquidity_gap"] and [d.name for d in stream.detectors] == ["spread_shock"]
+    with pytest.raises(ValueError, match="need inputs this stream is not fed"):
+        SurveillanceStream("sim:T", [by_name("iceberg")], sources=("trades", "book"))

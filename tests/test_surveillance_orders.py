@@ -146,6 +146,7 @@ def test_spoofing_near_misses(case):
 
 # -- layering -----------------------------------------------------------------------------------------------------
 LAYER = dict(warmup_adds=10)
+LAYER_LEVELS = 8  # layering declares it needs max_level + 1 = 7 book levels (to count 6 levels ahead)
 
 
 def layer_flow(*, prices=(99.99, 99.98, 99.97), owners=(8, 8, 8), gap=0.05, executed=False, pull=2.0):
@@ -161,7 +162,7 @@ def layer_flow(*, prices=(99.99, 99.98, 99.97), owners=(8, 8, 8), gap=0.05, exec
 
 
 def test_layering_fires_with_evidence():
-    alerts = run("layering", layer_flow(), book=flat_book(), **LAYER)
+    alerts = run("layering", layer_flow(), book=flat_book(levels=LAYER_LEVELS), **LAYER)
     assert len(alerts) == 1
     a = alerts.iloc[0]
     assert (a.kind, a.side, a.price, a["size"], a.level, a.metric) == ("layering", 1, 99.99, 15.0, 1, 3.0)
@@ -174,17 +175,17 @@ def test_layering_pulls_need_not_be_simultaneous():
     for k, px in enumerate((99.99, 99.98, 99.97)):
         f.add(5.0 + 0.05 * k, 10 + k, 1, px, 5.0, 8)
     f.delete(5.5, 10, 1, 99.99, 5.0, 8).delete(6.5, 11, 1, 99.98, 5.0, 8).delete(7.5, 12, 1, 99.97, 5.0, 8)
-    assert len(run("layering", f.orders(), book=flat_book(), **LAYER)) == 1
+    assert len(run("layering", f.orders(), book=flat_book(levels=LAYER_LEVELS), **LAYER)) == 1
 
 
 def test_layering_without_owners_needs_one_pull():
     anonymous = (NO_ID, NO_ID, NO_ID)
-    assert len(run("layering", layer_flow(owners=anonymous), book=flat_book(), **LAYER)) == 1  # pulled within 20 ms
+    assert len(run("layering", layer_flow(owners=anonymous), book=flat_book(levels=LAYER_LEVELS), **LAYER)) == 1  # pulled within 20 ms
     f = Flow().background(0.0, 10.0)
     for k, px in enumerate((99.99, 99.98, 99.97)):
         f.add(5.0 + 0.05 * k, 10 + k, 1, px, 5.0)
     f.delete(5.5, 10, 1, 99.99, 5.0).delete(6.5, 11, 1, 99.98, 5.0).delete(7.5, 12, 1, 99.97, 5.0)
-    assert run("layering", f.orders(), book=flat_book(), **LAYER).empty
+    assert run("layering", f.orders(), book=flat_book(levels=LAYER_LEVELS), **LAYER).empty
 
 
 @pytest.mark.parametrize("case", [
@@ -196,7 +197,7 @@ def test_layering_without_owners_needs_one_pull():
     dict(pull=11.0),  # rested longer than max_lifetime_s
 ])
 def test_layering_near_misses(case):
-    assert run("layering", layer_flow(**case), book=flat_book(), **LAYER).empty
+    assert run("layering", layer_flow(**case), book=flat_book(levels=LAYER_LEVELS), **LAYER).empty
 
 
 # -- quote stuffing ---------------------------------------------------------------------------------------------
@@ -299,6 +300,24 @@ def test_momentum_ignition_fires_with_evidence():
 ])
 def test_momentum_ignition_near_misses(case):
     assert run("momentum_ignition", trades=momentum_trades(**case)).empty
+
+
+def test_momentum_ignition_is_at_most_medium_and_reports_a_burst_once():
+    # a burst of 10 large buys in half a second, reversed, then 2 more large buys and a second
+    # reversal within the burst window: one burst, one alert (it used to be reported twice)
+    base = momentum_trades(burst=0, rev_n=0)[:180]
+    rows = [(20.0 + 0.05 * k, 100.01 + 0.01 * k, 4.0, 1) for k in range(10)]
+    rows += [(20.55, 100.07, 14.0, -1), (20.65, 100.04, 14.0, -1), (20.75, 100.10, 4.0, 1),
+             (20.85, 100.12, 4.0, 1), (20.95, 100.06, 14.0, -1), (21.05, 100.0, 14.0, -1)]
+    extra = np.zeros(len(rows), TRADE_DTYPE)
+    for i, (t, px, q, agg) in enumerate(rows):
+        ts = T0 + int(round(t * S))
+        extra[i] = (ts, ts, 1000 + i, px, q, agg)
+    alerts = run("momentum_ignition", trades=np.concatenate([base, extra]))
+    assert len(alerts) == 1 and alerts.iloc[0].start_ts == T0 + 20 * S
+    strong = run("momentum_ignition", trades=momentum_trades(burst=15, rev_n=5, rev_qty=30.0))
+    assert len(strong) == 1 and strong.iloc[0].score == pytest.approx(59.0)  # anonymous trades: a lead, medium
+    assert strong.iloc[0].severity == "medium"
 
 
 # -- wash trades --------------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ and day, with the same number of lines, line ``i`` of one belonging to line ``i`
   level by level ``ask price, ask size, bid price, bid size``; an empty level is the sentinel
   price 9999999999 (ask) / -9999999999 (bid) with size 0.
 
+Either file may be gzipped (``.csv.gz``): it is read as the file itself.
+
 :func:`read_lobster` returns a :class:`LobsterData`: order-level events, trades (from
 executions), the top-L book (empty levels NaN, prices in dollars), the halts and the raw
 messages. Conventions:
@@ -32,6 +34,7 @@ messages. Conventions:
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +75,7 @@ MESSAGE_DTYPE = np.dtype(
 )
 
 _NAME = re.compile(
-    r"^(?P<ticker>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_message_(?P<levels>\d+)\.csv$"
+    r"^(?P<ticker>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_message_(?P<levels>\d+)\.csv(?:\.gz)?$"
 )
 
 
@@ -219,6 +222,8 @@ def _read_numeric(path: Path, ncols: int | None, decimal_col: int, what: str) ->
     if not path.is_file():
         raise ValueError(f"LOBSTER {what} file {path} does not exist")
     raw = path.read_bytes()
+    if path.suffix == ".gz":  # a gzipped copy (e.g. a test fixture) reads as the file itself
+        raw = gzip.decompress(raw)
     end = len(raw)
     while end and raw[end - 1] in b" \t\r\n":  # trailing blank lines (not copying the file)
         end -= 1

@@ -27,6 +27,14 @@ batch. An alert is emitted at the event that completes its evidence (``at_ts``).
 
 Record fields are read and written as ``row["field"]`` (not ``row.field``): the same code
 then also runs as plain Python (``NUMBA_DISABLE_JIT=1``), the benchmark's baseline.
+
+What a detector needs of the data is declared on its :class:`Detector` (sources, other
+capabilities such as owner ids, book levels, the parameter naming the levels it reads) and
+checked by the engine against the data's :class:`DataProfile`, alike for every detector: one
+that the data cannot serve is not run, and the run says why. Kernels read the book at the
+depth the data has (``bid_px.shape[1]``), and evidence counting levels gives that number.
+Evidence beyond price/size/level goes in ``x_ts``, ``y_ts``, ``x0``..``x3`` (:func:`emit_extra`),
+named per detector by ``Detector.evidence``.
 """
 
 from __future__ import annotations
@@ -54,8 +62,16 @@ ALERT_DTYPE = np.dtype(
         ("n_events", "i4"),  # events in the evidence
         ("ids_start", "i8"),  # order ids of the evidence: ids[ids_start : ids_start + ids_count]
         ("ids_count", "i4"),
+        # more evidence, named per detector by Detector.evidence (set with emit_extra; -1 / NaN: none)
+        ("x_ts", "i8"),  # times the evidence cites (e.g. a reference book row and the peak row)
+        ("y_ts", "i8"),
+        ("x0", "f8"),
+        ("x1", "f8"),
+        ("x2", "f8"),
+        ("x3", "f8"),
     ]
 )
+EXTRA_FIELDS = ("x_ts", "y_ts", "x0", "x1", "x2", "x3")
 MAX_IDS_PER_ALERT = 64  # evidence keeps the first 64 order ids; n_events says how many there were
 
 # Sources, in the order ties are broken.
@@ -89,9 +105,43 @@ def severity(score: float) -> str:
     return SEVERITIES[min(4, max(0, int(score // 20)))]
 
 
+# What data can offer a detector (see DataProfile): the three sources, and order events that name
+# their owners (participant ids: LOBSTER's do not, the simulator's do).
+CAPABILITIES = {
+    "orders": "order-level (L3) events",
+    "trades": "trades",
+    "book": "L2 book levels",
+    "owners": "owner (participant) ids on order events",
+}
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """What one symbol's data holds: ``capabilities`` (keys of CAPABILITIES) and ``levels``, the book
+    levels a side it shows (0 without a book). Detectors declare what they need of it
+    (:meth:`Detector.unmet`); the engine runs a detector only where nothing is unmet."""
+
+    capabilities: frozenset
+    levels: int = 0
+
+    def describe(self) -> str:
+        held = [c for c in CAPABILITIES if c in self.capabilities]
+        return ", ".join(f"{self.levels} book level(s) a side" if c == "book" else CAPABILITIES[c] for c in held) \
+            or "nothing"
+
+
 @dataclass(frozen=True)
 class Detector:
-    """One detector: see the module docstring for the kernel contract."""
+    """One detector: see the module docstring for the kernel contract.
+
+    What it needs of the data is declared here, once, and checked by the engine for every
+    detector alike (:meth:`unmet`): ``inputs`` (the sources its kernel reads), ``needs`` (other
+    capabilities, e.g. ``'owners'``), ``optional`` (sources it reads where they exist),
+    ``min_levels`` (book levels a side below which its statistic means nothing: a number, or a
+    function of the parameters; at least 1 for a detector reading the book) and ``levels_param``
+    (the parameter naming how many levels it reads: on a shallower book it reads the levels
+    that exist, and its evidence gives that number, never the configured one).
+    """
 
     name: str  # e.g. 'spoofing'
     kinds: tuple[str, ...]  # alert kinds it emits (keys of KIND_CODES)
@@ -100,13 +150,54 @@ class Detector:
     new_state: Callable[[Any], tuple[np.ndarray, np.ndarray]]  # params -> (si int64, sf float64)
     kernel: Callable
     metric: str  # what ALERT_DTYPE.metric holds, e.g. 'size / median recent size'
-    evidence: dict[str, str]  # meaning of price/size/level for this detector, e.g. {'price': 'order price'}
+    evidence: dict[str, str]  # meaning of price/size/level (and x_ts, x0..x3) for this detector
     description: str = ""
+    needs: tuple[str, ...] = ()  # capabilities needed besides the inputs (keys of CAPABILITIES)
+    optional: tuple[str, ...] = ()  # sources it also reads where the data has them (the evidence says what they gave)
+    min_levels: int | Callable[[Any], int] = 0  # book levels a side it needs (params -> levels, or a number)
+    levels_param: str | None = None  # the parameter giving the levels it reads (capped at the data's)
 
     def with_params(self, **changes) -> Detector:
         from dataclasses import replace
 
         return replace(self, params=replace(self.params, **changes))
+
+    @property
+    def levels_needed(self) -> int:
+        """Book levels a side this detector needs with its parameters (0: none)."""
+        value = self.min_levels(self.params) if callable(self.min_levels) else self.min_levels
+        return max(int(value), 1 if "book" in self.inputs else 0)
+
+    def levels_read(self, data_levels: int) -> int:
+        """Levels it reads on data showing ``data_levels`` a side."""
+        if self.levels_param is None:
+            return min(1, data_levels) if "book" in self.inputs else 0
+        return min(int(getattr(self.params, self.levels_param)), int(data_levels))
+
+    def missing_inputs(self, sources) -> list[str]:
+        return [s for s in self.inputs if s not in set(sources)]
+
+    def unmet(self, profile: DataProfile) -> str | None:
+        """Why this detector cannot run on data of ``profile`` (None: it can)."""
+        missing = [c for c in (*self.inputs, *self.needs) if c not in profile.capabilities]
+        if missing:
+            return "needs " + " and ".join(CAPABILITIES.get(c, c) for c in missing) + "; the data has " \
+                + profile.describe()
+        need = self.levels_needed
+        if need > profile.levels:
+            return f"needs {need} book levels a side; the data has {profile.levels}"
+        return None
+
+    def requirements(self) -> str:
+        """The declaration in words (``genesis surveil detectors``)."""
+        parts = [CAPABILITIES.get(c, c) for c in (*self.inputs, *self.needs)]
+        if self.levels_needed:
+            parts.append(f">= {self.levels_needed} book level(s) a side")
+        if self.levels_param:
+            parts.append(f"reads up to {getattr(self.params, self.levels_param)} ({self.levels_param})")
+        if self.optional:
+            parts.append("uses " + " and ".join(CAPABILITIES.get(c, c) for c in self.optional) + " where present")
+        return ", ".join(parts)
 
     @property
     def param_vector(self) -> np.ndarray:
@@ -160,8 +251,28 @@ def emit(alerts, counts, code, side, start_ts, end_ts, at_ts, score, price, size
     a["n_events"] = n_events
     a["ids_start"] = counts[1]
     a["ids_count"] = 0
+    a["x_ts"] = -1
+    a["y_ts"] = -1
+    a["x0"] = np.nan
+    a["x1"] = np.nan
+    a["x2"] = np.nan
+    a["x3"] = np.nan
     counts[0] = k + 1
     return k
+
+
+@_inline
+def emit_extra(alerts, row, x_ts, y_ts, x0, x1, x2, x3):
+    """Set the extra evidence of alert ``row`` (from :func:`emit`; nothing when it is -1)."""
+    if row < 0:
+        return
+    a = alerts[row]
+    a["x_ts"] = x_ts
+    a["y_ts"] = y_ts
+    a["x0"] = x0
+    a["x1"] = x1
+    a["x2"] = x2
+    a["x3"] = x3
 
 
 @_inline
@@ -197,5 +308,5 @@ def score_from_ratio(ratio, threshold, saturation):
 __all__ = [
     "ALERT_DTYPE", "MAX_IDS_PER_ALERT", "SRC_ORDER", "SRC_TRADE", "SRC_BOOK", "SRC_NONE", "SEVERITIES",
     "KIND_CODES", "KINDS", "MANIPULATION_KINDS", "severity", "Detector", "next_source", "emit", "emit_id", "is_final",
-    "score_from_ratio",
+    "score_from_ratio", "emit_extra", "EXTRA_FIELDS", "CAPABILITIES", "DataProfile",
 ]

@@ -24,6 +24,7 @@ def _cmd_detectors(args: argparse.Namespace) -> int:
         params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in asdict(d.params).items())
         print(f"{d.name:<18} {d.params_version}  inputs={'+'.join(d.inputs):<18} kinds={','.join(d.kinds)}")
         print(f"  {d.description}")
+        print(f"  needs: {d.requirements()}")
         print(f"  {params}")
     return 0
 

@@ -9,6 +9,11 @@ the rows in one fixed merged order (time; ties orders < trades < book).
 A row is released once every source of the stream has passed its time (the *watermark*):
 a live feed that has delivered trades up to 10:00:01 but book rows only up to 10:00:00
 keeps the 10:00:00.5 trade until the book catches up. ``finish()`` releases everything.
+
+Only detectors the data can serve run: each declares what it needs (sources, owner ids, book
+levels; see :class:`genesis.surveillance.base.Detector`), and :func:`run_detectors` /
+:class:`SurveillanceStream` leave out, and name with the reason, those whose needs the data
+does not meet.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import pandas as pd
 
 from genesis.book.l2 import L2Book
 from genesis.feeds.events import ORDER_EVENT_DTYPE, TRADE_DTYPE, MarketEvents, delta_events
-from genesis.surveillance.base import ALERT_DTYPE, KINDS, MAX_IDS_PER_ALERT, Detector, severity
+from genesis.surveillance.base import (ALERT_DTYPE, EXTRA_FIELDS, KINDS, MAX_IDS_PER_ALERT, DataProfile, Detector,
+                                       severity)
 
 SOURCES = ("orders", "trades", "book")
 ALERTS_PER_EVENT = 4  # output room a kernel gets; more is a detector bug (reported, never truncated)
@@ -58,6 +64,21 @@ class Book:
     def take(self, rows) -> Book:
         return Book(self.ts[rows], self.bid_px[rows], self.bid_sz[rows], self.ask_px[rows], self.ask_sz[rows])
 
+    def depth(self) -> int:
+        """Book levels a side the rows really show: columns past the last one holding a price in
+        any row (NaN padding, e.g. a 1-level source read as 20) do not count."""
+        if not len(self):
+            return 0
+        held = np.isfinite(self.bid_px).any(axis=0) | np.isfinite(self.ask_px).any(axis=0)
+        return int(np.flatnonzero(held)[-1]) + 1 if held.any() else 0
+
+    def trim(self, levels: int) -> Book:
+        """The first ``levels`` levels (self when it has no more)."""
+        if levels >= self.levels:
+            return self
+        k = max(1, int(levels))
+        return Book(self.ts, self.bid_px[:, :k], self.bid_sz[:, :k], self.ask_px[:, :k], self.ask_sz[:, :k])
+
     @classmethod
     def empty(cls, levels: int = 1) -> Book:
         return cls(np.empty(0, np.int64), *(np.empty((0, levels)) for _ in range(4)))
@@ -93,11 +114,18 @@ class Inputs:
             book = Book.empty(levels)
         return cls(events.symbol, events.orders, events.trades, book)
 
+    def profile(self) -> DataProfile:
+        """What this data holds: sources with rows, owner ids on order events, book levels shown."""
+        caps = {s for s in SOURCES if len(getattr(self, s))}
+        if len(self.orders) and bool(np.any(self.orders["owner"] >= 0)):
+            caps.add("owners")
+        return DataProfile(frozenset(caps), self.book.depth() if len(self.book) else 0)
+
 
 def _row_evidence(detector: Detector, row: np.void, ids: list[int]) -> dict:
     evidence = {"start_ts": int(row["start_ts"]), "end_ts": int(row["end_ts"]), "events": int(row["n_events"]),
                 detector.metric: float(row["metric"])}
-    for column in ("price", "size", "level"):
+    for column in ("price", "size", "level", *EXTRA_FIELDS):
         value = row[column].item()
         if column in detector.evidence and not (isinstance(value, float) and np.isnan(value)) and value != -1:
             evidence[detector.evidence[column]] = value
@@ -154,23 +182,30 @@ class _Runner:
 class SurveillanceStream:
     """Detectors over a stream fed in chunks; see the module docstring.
 
-    ``sources``: the inputs this stream will be fed (a detector needing another is refused).
+    ``sources``: the inputs this stream will be fed (a detector needing another is refused);
+    ``levels``: the book levels a side the data shows; ``owners``: whether its order events
+    carry owner ids (default: when it is fed orders). A detector whose other declared needs
+    (:meth:`Detector.unmet`: book depth, owner ids) the data does not meet is not run, and
+    :attr:`skipped` says why (detector name -> reason).
     """
 
     def __init__(self, symbol: str, detectors: Sequence[Detector] | None = None, *,
-                 sources: Sequence[str] = ("trades", "book"), levels: int = 20):
+                 sources: Sequence[str] = ("trades", "book"), levels: int = 20, owners: bool | None = None):
         from genesis.surveillance.detectors import default_detectors
 
         unknown = set(sources) - set(SOURCES)
         if unknown:
             raise ValueError(f"unknown source(s) {sorted(unknown)}; choose from {SOURCES}")
         detectors = list(default_detectors() if detectors is None else detectors)
-        missing = [(d.name, sorted(set(d.inputs) - set(sources))) for d in detectors if not set(d.inputs) <= set(sources)]
+        missing = [(d.name, d.missing_inputs(sources)) for d in detectors if d.missing_inputs(sources)]
         if missing:
             raise ValueError(f"detector(s) need inputs this stream is not fed (sources={list(sources)}): {missing}")
+        caps = set(sources) | ({"owners"} if (owners if owners is not None else "orders" in sources) else set())
+        self.profile = DataProfile(frozenset(caps), int(levels) if "book" in sources else 0)
+        self.skipped = {d.name: d.unmet(self.profile) for d in detectors if d.unmet(self.profile)}
         self.symbol = symbol
         self.sources = tuple(sources)
-        self.runners = [_Runner(d) for d in detectors]
+        self.runners = [_Runner(d) for d in detectors if d.name not in self.skipped]
         self._orders = np.empty(0, ORDER_EVENT_DTYPE)
         self._trades = np.empty(0, TRADE_DTYPE)
         self._book = Book.empty(levels)
@@ -251,21 +286,49 @@ class SurveillanceStream:
                 yield (lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2])
 
 
-def detect(inputs: Inputs, detectors: Sequence[Detector] | None = None) -> pd.DataFrame:
-    """Run detectors over everything in ``inputs`` at once (the batch path). Detectors that
-    need a source the inputs lack (order events, on a Binance capture) are left out."""
+@dataclass
+class Detection:
+    """What a batch run did: its ``alerts``, the ``profile`` of the data, the detectors that ran
+    and those ``skipped`` (name -> why: what they need that the data lacks)."""
+
+    alerts: pd.DataFrame
+    profile: DataProfile
+    ran: list[str]
+    skipped: dict[str, str]
+
+
+def run_detectors(inputs: Inputs, detectors: Sequence[Detector] | None = None) -> Detection:
+    """Run detectors over everything in ``inputs`` at once (the batch path), each where the data
+    meets what it declares it needs (:meth:`Detector.unmet`); the others are skipped, with the
+    reason. The book is read at the depth the data really has (NaN padding dropped), so
+    evidence counting levels counts levels that exist."""
     from genesis.surveillance.detectors import default_detectors
 
-    sources = [s for s in SOURCES if len(getattr(inputs, s))]
+    profile = inputs.profile()
     detectors = list(default_detectors() if detectors is None else detectors)
-    usable = [d for d in detectors if set(d.inputs) <= set(sources)]
-    stream = SurveillanceStream(inputs.symbol, usable, sources=sources or ("book",), levels=inputs.book.levels)
+    skipped = {d.name: d.unmet(profile) for d in detectors if d.unmet(profile)}
+    usable = [d for d in detectors if d.name not in skipped]
+    sources = [s for s in SOURCES if s in profile.capabilities]
+    book = inputs.book.trim(profile.levels) if profile.levels else inputs.book
+    stream = SurveillanceStream(inputs.symbol, usable, sources=sources or ("book",), levels=profile.levels,
+                                owners="owners" in profile.capabilities)
     first = stream.process(inputs.orders if "orders" in sources else None,
                            inputs.trades if "trades" in sources else None,
-                           inputs.book if "book" in sources else None)
+                           book if "book" in sources else None)
     last = stream.finish()
     found = [frame for frame in (first, last) if len(frame)]
-    return pd.concat(found, ignore_index=True) if len(found) == 2 else (found[0] if found else last)
+    alerts = pd.concat(found, ignore_index=True) if len(found) == 2 else (found[0] if found else last)
+    return Detection(alerts, profile, [d.name for d in usable], skipped)
 
 
-__all__ = ["Book", "Inputs", "SurveillanceStream", "detect", "alerts_frame", "ALERT_COLUMNS", "SOURCES"]
+def detect(inputs: Inputs, detectors: Sequence[Detector] | None = None) -> pd.DataFrame:
+    """The alerts of :func:`run_detectors` (``alerts.attrs['skipped']``: detectors not run, and why)."""
+    detection = run_detectors(inputs, detectors)
+    alerts = detection.alerts.copy() if detection.skipped else detection.alerts
+    if detection.skipped:
+        alerts.attrs["skipped"] = dict(detection.skipped)
+    return alerts
+
+
+__all__ = ["Book", "Inputs", "SurveillanceStream", "Detection", "run_detectors", "detect", "alerts_frame",
+           "ALERT_COLUMNS", "SOURCES"]

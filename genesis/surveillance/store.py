@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -24,15 +24,18 @@ from genesis.store import Store, connect, migrate
 from genesis.store.queries import arrow_to_structured, to_ns
 from genesis.surveillance.alerts import AlertManager
 from genesis.surveillance.base import Detector
-from genesis.surveillance.engine import Book, Inputs, detect
+from genesis.surveillance.engine import Book, Inputs, run_detectors
 
 _ORDER_COLUMNS = ", ".join(ORDER_EVENT_DTYPE.names)
 _TRADE_COLUMNS = ", ".join(TRADE_DTYPE.names)
 
 
 def load_inputs(store: Store, symbol: str, start: Any = None, end: Any = None, *, levels: int = 20) -> Inputs:
-    """Book rows (sampling 'event'), trades and order events of ``symbol`` in ``[start, end)``."""
-    snapshots, _, _ = load_book(store, symbol, start, end, levels=levels)
+    """Book rows (sampling 'event'), trades and order events of ``symbol`` in ``[start, end)``.
+
+    The book has the levels the stored rows hold, at most ``levels`` (a 1-level LOBSTER book
+    is read as 1 level, not padded to ``levels``)."""
+    snapshots, _, _ = load_book(store, symbol, start, end, levels=None)
     symbol = stored_symbol(store, symbol)
     lo = int(snapshots.ts[0]) if start is None else to_ns(start)
     hi = int(snapshots.ts[-1]) + 1 if end is None else to_ns(end)
@@ -43,7 +46,7 @@ def load_inputs(store: Store, symbol: str, start: Any = None, end: Any = None, *
         f"SELECT {_TRADE_COLUMNS} FROM trades {where} ORDER BY exch_ts, trade_id", window), TRADE_DTYPE)
     orders = arrow_to_structured(store.query_arrow(
         f"SELECT {_ORDER_COLUMNS} FROM order_events {where} ORDER BY exch_ts, seq", window), ORDER_EVENT_DTYPE)
-    book = Book(snapshots.ts, snapshots.bid_px, snapshots.bid_sz, snapshots.ask_px, snapshots.ask_sz)
+    book = Book(snapshots.ts, snapshots.bid_px, snapshots.bid_sz, snapshots.ask_px, snapshots.ask_sz).trim(levels)
     return Inputs(symbol, orders, trades, book)
 
 
@@ -59,10 +62,16 @@ class SurveillanceRun:
     cases_opened: int
     already_run: bool
     seconds: float
+    data: str = ""  # what the data holds (DataProfile.describe)
+    skipped: dict[str, str] = field(default_factory=dict)  # detectors not run: name -> why
 
     def summary(self) -> str:
         head = (f"{self.symbol} {pd.Timestamp(self.start_ts, tz='UTC')} .. {pd.Timestamp(self.end_ts, tz='UTC')}: "
                 + ", ".join(f"{n:,} {k}" for k, n in self.events.items()))
+        if self.data:
+            head += f"\ndata: {self.data}"
+        for name, why in self.skipped.items():
+            head += f"\nskipped {name}: {why}"
         if self.already_run:
             return head + f"\nalready run (run {self.run_id}): its alerts are in the store; nothing added"
         lines = [head, f"{len(self.alerts):,} alerts, {self.cases_opened:,} new cases (run {self.run_id}, "
@@ -89,17 +98,20 @@ def run_surveillance(symbol: str, start: Any = None, end: Any = None, *, store_u
     versions = sorted(f"{d.name}={d.params_version}" for d in detectors)
     run_id = hashlib.sha256(f"{inputs.symbol}|{lo}|{hi}|{','.join(versions)}".encode()).hexdigest()[:16]
     events = {"book rows": len(inputs.book), "trades": len(inputs.trades), "order events": len(inputs.orders)}
+    profile = inputs.profile()
+    skipped = {d.name: d.unmet(profile) for d in detectors if d.unmet(profile)}
     with connect(store_url) as store:
         done = store.query_rows("SELECT count() FROM alerts WHERE run_id = {run_id:String}", {"run_id": run_id})[0][0]
     if done:  # (a run that raised nothing leaves no trace: running it again raises nothing again)
         return SurveillanceRun(run_id, inputs.symbol, lo, hi, events, pd.DataFrame(), 0, True,
-                               time.perf_counter() - began)
-    alerts = detect(inputs, detectors)
+                               time.perf_counter() - began, profile.describe(), skipped)
+    detection = run_detectors(inputs, detectors)
+    alerts = detection.alerts
     manager = AlertManager.load(store_url, symbol=inputs.symbol)
     params = {d.name: asdict(d.params) for d in detectors}
     filed = manager.submit(alerts, run_id=run_id, params=params)
     return SurveillanceRun(run_id, inputs.symbol, lo, hi, events, alerts, int(filed["opened"].sum()) if len(filed) else 0,
-                           False, time.perf_counter() - began)
+                           False, time.perf_counter() - began, profile.describe(), detection.skipped)
 
 
 def alert_rates(store_url: str | None = None, symbols: Sequence[str] | None = None) -> pd.DataFrame:

@@ -233,5 +233,6 @@ DETECTOR = Detector(
     kernel=layering_kernel,
     metric="layers pulled",
     evidence={"price": "nearest_layer_price", "size": "total_pulled_size", "level": "levels_ahead_of_nearest"},
+    min_levels=lambda p: int(p.max_level) + 1,  # to count max_level levels ahead of a layer and see its own
     description="several large orders of one owner stacked on one side near the touch, all pulled unexecuted",
 )

@@ -21,9 +21,15 @@ burst is followed per side. Trades without an aggressor side are ignored. Large 
 kept in a ring of ``RING`` (the last ones only: a degradation only for bursts of more than
 ``RING`` large orders within a window).
 
+A burst that made an alert is done with: its large orders do not make another burst (a
+cascade going on after the alert would otherwise report the same burst again).
+
 Evidence: price = first trade price of the burst, size = burst volume, level = -1,
 metric = reversal volume / burst volume, n_events = large orders in burst and reversal.
-No order ids (trades carry none).
+No order ids (trades carry none), and no trader: the score (half burst size, half reversal
+strength) is capped at ``max_score`` (medium): a burst and its reversal among anonymous
+trades are a pattern to look at, and on a real market they are often the market itself
+(liquidations, news), so they never reach high or critical on their own.
 """
 
 from __future__ import annotations
@@ -57,14 +63,16 @@ class MomentumParams:
     min_move_ticks: float = 6.0  # the burst moves the trade price this many ticks its way (tick: the
     # smallest positive change between successive trade prices seen so far)
     saturation_orders: float = 15.0  # burst orders scoring 100 on the size half of the score
+    max_score: float = 59.0  # scores are capped here (medium): trades name no trader, so a burst and a
+    #                          reversal are a pattern for an analyst to look at, never tied to one actor
 
 
 RING = 128
 # si: scalars, then one burst per side (bid/buy 0, ask/sell 1) of NBI values, then the ring
 I_NORDERS, I_CUR_TS, I_CUR_SIDE, I_HAVE_CUR, I_RING = range(5)
 SI_BURST = 6
-B_STATE, B_START, B_END, B_N = range(4)
-NBI = 4
+B_STATE, B_START, B_END, B_N, B_REPORTED = range(5)  # B_REPORTED: last order time of the side's reported burst
+NBI = 5
 SI_RING = SI_BURST + 2 * NBI
 R_TS, R_SIDE = range(2)
 NRI = 2
@@ -81,6 +89,8 @@ NRF = 2
 def _new_state(params: MomentumParams) -> tuple[np.ndarray, np.ndarray]:
     si = np.zeros(SI_RING + RING * NRI, np.int64)
     si[SI_RING::NRI] = np.iinfo(np.int64).min // 2  # empty ring slots are infinitely old
+    for side in range(2):
+        si[SI_BURST + side * NBI + B_REPORTED] = np.iinfo(np.int64).min // 2  # nothing reported yet
     sf = np.zeros(SF_RING + RING * NRF, np.float64)
     sf[F_TICK] = np.inf
     sf[F_PREVPX] = np.nan
@@ -131,23 +141,25 @@ def _order(p, si, sf, ring, ringf, ts, side, qty, price, last_price, alerts, ids
         if rev >= p[9] * sf[fo + BF_VOL] and moved:
             ratio = rev / sf[fo + BF_VOL]
             score = 0.5 * score_from_ratio(float(si[bo + B_N]), p[5], p[12]) + 0.5 * score_from_ratio(ratio, p[9], 1.0)
+            score = min(score, p[13])
             emit(alerts, counts, MOMENTUM, -side, si[bo + B_START], ts, ts, score, sf[fo + BF_PX], sf[fo + BF_VOL], -1,
                  ratio, si[bo + B_N] + n_rev)
             si[bo + B_STATE] = 0
+            si[bo + B_REPORTED] = si[bo + B_END]  # its orders make no further burst
     # this side's burst: large orders of this side within the burst window ending now
+    bs = SI_BURST + (0 if side > 0 else 1) * NBI
+    fs = SF_BURST + (0 if side > 0 else 1) * NBF
     n_same = 0
     vol = 0.0
     start = ts
     px = price
     for k in range(RING):
-        if ring[k, R_SIDE] == side and ts - ring[k, R_TS] < bw:
+        if ring[k, R_SIDE] == side and ts - ring[k, R_TS] < bw and ring[k, R_TS] > si[bs + B_REPORTED]:
             n_same += 1
             vol += ringf[k, RF_QTY]
             if ring[k, R_TS] < start:
                 start = ring[k, R_TS]
                 px = ringf[k, RF_PX]
-    bs = SI_BURST + (0 if side > 0 else 1) * NBI
-    fs = SF_BURST + (0 if side > 0 else 1) * NBF
     if si[bs + B_STATE] == 1 and ts - si[bs + B_END] <= bw:
         # the burst goes on: keep its busiest window and its furthest price
         if side * (last_price - sf[fs + BF_PEAK]) > 0:

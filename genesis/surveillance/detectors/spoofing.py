@@ -317,6 +317,7 @@ DETECTOR = Detector(
     kernel=spoofing_kernel,
     metric="size / typical added size",
     evidence={"price": "order_price", "size": "order_size", "level": "levels_ahead_when_placed"},
+    min_levels=lambda p: int(p.max_level) + 1,  # to count max_level levels ahead of an order and see its own
     description="a large order near the touch, deleted within seconds without execution while its owner "
                 "aggresses the other side",
 )

@@ -309,6 +309,8 @@ DETECTOR = Detector(
     kernel=spoof_l2_kernel,
     metric="added_over_typical_add",
     evidence={"price": "level_price", "size": "added_size", "level": "level_at_add"},
+    min_levels=lambda p: int(p.min_level) + 1,  # the levels behind the touch where adds count
+    levels_param="levels",
     description="large size added near the touch and pulled within max_life_s with no trade at its price while "
                 "the opposite side trades (L2 inference)",
 )

@@ -265,6 +265,7 @@ DETECTOR = Detector(
     kernel=wash_trades_kernel,
     metric="self-traded quantity",
     evidence={"price": "first_self_trade_price", "size": "first_self_trade_size"},
+    needs=("owners",),  # a self-trade is the same owner on both sides
     description="repeated executions with the same owner on both sides",
 )
 
