@@ -273,3 +273,17 @@ def test_applied_clocks_order_by_update_id():
     assert local.tolist() == [40, 40, 45, 70]  # usable no sooner than what was applied before it
     # A venue time stamped after the diffs it contains is brought back before them.
     assert applied_clocks(np.array([90, 50, 60]), np.array([1, 2, 3]))[0].tolist() == [50, 50, 60]
+
+
+def test_surveillance_counts_gaps_in_the_instruments_tick():
+    from genesis.surveillance.detectors import default_detectors
+    from genesis.surveillance.store import with_instrument
+
+    spec = Instrument("binance-spot:BTCUSDT", 0.01, 0.00001, source=EXCHANGE_INFO)
+    plain = {d.name: d for d in default_detectors()}
+    given = {d.name: d for d in with_instrument(default_detectors(), spec)}
+    assert plain["liquidity_gap"].params.tick_size == 0.0  # learnt from the book when no spec is known
+    assert given["liquidity_gap"].params.tick_size == 0.01
+    assert given["liquidity_gap"].params_version != plain["liquidity_gap"].params_version
+    assert all(given[n] == plain[n] for n in plain if n != "liquidity_gap")
+    assert with_instrument(default_detectors(), None) == default_detectors()

@@ -305,11 +305,19 @@ class LiveEngine:
         bucket = float(f"{max(notional, 1e-6):.1g}")  # one significant digit: a readable column name
         return [f"vpin(bucket_notional={bucket:g})" if f == "vpin" else f for f in FEATURES]
 
+    def _detectors(self, symbol: str):
+        """The default detectors, given the symbol's tick where its spec is known (as ``surveil run`` does)."""
+        from genesis.surveillance.detectors import default_detectors
+        from genesis.surveillance.store import with_instrument
+
+        return with_instrument(default_detectors(), self.instruments.get(symbol))
+
     def _restart(self, user: str = "system") -> None:
         """Fresh pipelines and cursors at the start of the data (the paper trader too)."""
         c = self.config
         self.cursors = {s: Cursor(m) for s, m in self.markets.items()}
-        self.pipelines = {s: SymbolPipeline(s, sources=self._sources(s), levels=c.levels, features=self._features(s))
+        self.pipelines = {s: SymbolPipeline(s, sources=self._sources(s), levels=c.levels, features=self._features(s),
+                                            detectors=self._detectors(s))
                           for s in self.symbols}
         self.range = ((min(cu.first_ts for cu in self.cursors.values()), max(cu.last_ts for cu in self.cursors.values()))
                       if self.cursors else (0, 0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,6 +21,7 @@ from genesis.feeds.events import ORDER_EVENT_DTYPE, TRADE_DTYPE
 from genesis.features.store import load_inputs as load_book
 from genesis.features.store import stored_symbol
 from genesis.store import Store, connect, migrate
+from genesis.store.instruments import resolve_instrument
 from genesis.store.queries import arrow_to_structured, to_ns
 from genesis.surveillance.alerts import AlertManager
 from genesis.surveillance.base import Detector
@@ -83,6 +84,15 @@ class SurveillanceRun:
         return "\n".join(lines)
 
 
+def with_instrument(detectors: Sequence[Detector], spec) -> list[Detector]:
+    """``detectors`` with the symbol's tick (an :class:`~genesis.store.instruments.Instrument`, or
+    None to leave them as they are) given to those that count in ticks."""
+    if spec is None:
+        return list(detectors)
+    return [d.with_params(tick_size=spec.tick_size) if "tick_size" in {f.name for f in fields(d.params)} else d
+            for d in detectors]
+
+
 def run_surveillance(symbol: str, start: Any = None, end: Any = None, *, store_url: str | None = None,
                      detectors: Sequence[Detector] | None = None, levels: int = 20) -> SurveillanceRun:
     """Detect over ``[start, end)`` of ``symbol`` and file the alerts (see the module docstring)."""
@@ -93,8 +103,10 @@ def run_surveillance(symbol: str, start: Any = None, end: Any = None, *, store_u
     with connect(store_url) as store:
         migrate(store)
         inputs = load_inputs(store, symbol, start, end, levels=levels)
-    lo = int(inputs.book.ts[0]) if start is None else to_ns(start)
-    hi = int(inputs.book.ts[-1]) + 1 if end is None else to_ns(end)
+        lo = int(inputs.book.ts[0]) if start is None else to_ns(start)
+        hi = int(inputs.book.ts[-1]) + 1 if end is None else to_ns(end)
+        spec = resolve_instrument(store, inputs.symbol, lo)
+    detectors = with_instrument(detectors, spec)
     versions = sorted(f"{d.name}={d.params_version}" for d in detectors)
     run_id = hashlib.sha256(f"{inputs.symbol}|{lo}|{hi}|{','.join(versions)}".encode()).hexdigest()[:16]
     events = {"book rows": len(inputs.book), "trades": len(inputs.trades), "order events": len(inputs.orders)}

@@ -203,11 +203,15 @@ class GapParams:
     min_duration_s: float = 1.0  # shorter episodes are not reported (a hole refilled at once is normal)
     score_saturation: float = 8.0  # gap / threshold at which the score reaches 100 (50 at 1)
     persist_s: float = 30.0  # an episode shorter than this scores at most medium (persistence_cap)
+    # The instrument's tick (the instruments table's; run_surveillance sets it); 0: the smallest
+    # step seen between adjacent levels, which is the tick or a multiple of it.
+    tick_size: float = 0.0
 
 
 # si: first_ts, last_ts, started, 2 episode slots | sf: tick, 2 EWMA slots, 2 episode slots
 def _gap_state(params: GapParams):
-    return np.zeros(3 + 2 * EP_I, np.int64), np.concatenate([[np.inf], np.zeros(2 * EWMA_SLOT + 2 * EP_F)])
+    tick = params.tick_size if params.tick_size > 0 else np.inf
+    return np.zeros(3 + 2 * EP_I, np.int64), np.concatenate([[tick], np.zeros(2 * EWMA_SLOT + 2 * EP_F)])
 
 
 @_inline
@@ -273,8 +277,9 @@ def gap_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask_s
             si[1] = ts
             si[2] = 1
         dt = ts - si[1]
-        update_tick(sf, bid_px, b)
-        update_tick(sf, ask_px, b)
+        if p[12] <= 0.0:  # no declared tick: learn it from the book
+            update_tick(sf, bid_px, b)
+            update_tick(sf, ask_px, b)
         tick = sf[0]
         if tick < np.inf:
             for s in range(2):
