@@ -354,8 +354,10 @@ DEPTH_RING = 8192  # recent trades kept to tell executed depth from withdrawn de
 D_NX = 4
 
 
-def _depth_layout(params: DepthParams):
-    nbk, kk = int(params.buckets), int(params.levels)
+@_inline
+def _depth_layout(nbk, kk):
+    """Offsets in the depth detector's state arrays for ``nbk`` buckets and ``kk`` levels (shared by
+    the state's allocation and the kernel)."""
     bi = 4 + 2 * EP_I
     bt = bi + 2 * nbk
     sx = bt + 2 * nbk
@@ -370,7 +372,7 @@ def _depth_layout(params: DepthParams):
 
 
 def _depth_state(params: DepthParams):
-    bi, bt, sx, ri, n_si, bf, bp, fp, fx, sc, rf, n_sf = _depth_layout(params)
+    bi, bt, sx, ri, n_si, bf, bp, fp, fx, sc, rf, n_sf = _depth_layout(int(params.buckets), int(params.levels))
     si = np.zeros(n_si, np.int64)
     si[bi:bt] = -(2 ** 62)
     sf = np.zeros(n_sf)
@@ -488,16 +490,7 @@ def depth_kernel(p, si, sf, orders, trades, book_ts, bid_px, bid_sz, ask_px, ask
     min_dur = p[7] * 1e9
     nbk = int(p[8])
     width = max(1.0, window_ns / nbk)
-    bi0 = 4 + 2 * EP_I
-    bt0 = bi0 + 2 * nbk
-    sx0 = bt0 + 2 * nbk
-    ri0 = sx0 + 4
-    bf0 = 2 * EWMA_SLOT + 2 * EP_F
-    bp0 = bf0 + 2 * nbk
-    fp0 = bp0 + 2 * nbk * 2 * kk
-    fx0 = fp0 + 2 * 3 * kk
-    sc0 = fx0 + 2 * D_NX
-    rf0 = sc0 + kk
+    bi0, bt0, sx0, ri0, _, bf0, bp0, fp0, fx0, sc0, rf0, _ = _depth_layout(nbk, kk)
     o, t, b = o0, t0, b0
     while True:
         src = next_source(orders, trades, book_ts, o, t, b, o1, t1, b1)
