@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ALL_CAPTURES, BUNDLED, capture_path
+from tests.conftest import ALL_CAPTURES, capture_path
 from genesis.analytics.bars import (
     INTERVALS, close_matrix, delete_source, export_csv, read_bars, rebuild, reference_bars, upload_bars,
 )
@@ -63,9 +63,9 @@ def test_time_range_is_start_inclusive_end_exclusive(bundled_store):
     assert bars["ts"].iloc[-1] == pd.Timestamp("2024-08-08 23:56:09")
 
 
-@pytest.mark.parametrize("name", [n for n in ALL_CAPTURES if n not in BUNDLED])
+@pytest.mark.parametrize("name", [n for n in ALL_CAPTURES if n not in BUNDLED_NAMES])
 def test_view_bars_on_the_other_shared_captures(tmp_path, name):
-    """The captures not bundled: from ../shared/data when beside the clone (skipped otherwise)."""
+    """The other captures: bundled, or from ../shared/data when beside the clone (skipped otherwise)."""
     symbol, trades = capture_trades(name)
     url = f"chdb://{tmp_path / 'store'}"
     ingest_binance_capture(capture_path(name), store_url=url, progress=False)

@@ -1,4 +1,4 @@
-"""The cross-asset dashboard in a real browser: `genesis serve` (replay of the two bundled captures
+"""The cross-asset dashboard in a real browser: `genesis serve` (replay of two bundled captures
 at 10x) in a subprocess, Debian's Chromium driven by Playwright (never a browser downloaded by Playwright).
 
 The app loads without console errors and draws bars, the pair spread, the correlation heatmap;
@@ -14,8 +14,10 @@ import os
 import pytest
 
 from tests.browser import VIEWPORT, requires_chromium, text, wait_for
-from tests.conftest import BUNDLED
+from tests.conftest import BUNDLED, REPO
 from tests.test_dashboards_browser import Server, _genesis
+
+PAIR = ("usdm_btcusdt_20240808.jsonl.gz", "spot_ethusdt_20240808.jsonl.gz")
 
 pytestmark = [pytest.mark.slow, requires_chromium]
 
@@ -23,9 +25,10 @@ pytestmark = [pytest.mark.slow, requires_chromium]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("genesis-home")
-    env = {**os.environ, "GENESIS_HOME": str(home), "PYTHONPATH": str(BUNDLED[next(iter(BUNDLED))].parents[2])}
+    env = {**os.environ, "GENESIS_HOME": str(home), "PYTHONPATH": str(REPO)}
     env.pop("GENESIS_CLICKHOUSE_URL", None)
-    _genesis("ingest", "binance-capture", *map(str, BUNDLED.values()), env=env)
+    # A pair from two venues: USD-M BTCUSDT and spot ETHUSDT.
+    _genesis("ingest", "binance-capture", *(str(BUNDLED[name]) for name in PAIR), env=env)
     replay = Server(env, home / "replay.log", "--mode", "replay", "--speed", "10x")
     try:
         replay.wait_ready()
