@@ -183,6 +183,10 @@ def test_strategy_start_stop_reset(servers, browser, artifacts):
     # Elements appear before their first value: wait for the value, never read it once.
     wait_for(lambda: page.locator("#strategy-state").count() and text(page, "#strategy-state") == "stopped",
              what="the strategy, stopped")
+    # The trader's terms: the tick inferred exactly from the ingested capture, and where it came from.
+    wait_for(lambda: page.locator("#latency-tick").count() and text(page, "#latency-tick") == "0.1",
+             what="the instrument's tick")
+    assert text(page, "#latency-lot") == "0.001" and text(page, "#latency-spec-from") == "inferred"
     page.get_by_role("button", name="Start").click()
     wait_for(lambda: text(page, "#strategy-state") == "running", what="running")
     wait_for(lambda: int(text(page, "#pnl-fills")) > 0, timeout=60, what="fills")

@@ -258,6 +258,7 @@ class LiveEngine:
     # -- set-up -------------------------------------------------------------------------
     def _load(self, events: dict[str, MarketEvents] | None) -> None:
         c = self.config
+        from_store = c.mode == "replay" and events is None
         if c.mode == "live":
             self.markets: dict[str, MarketEvents] = {}
             self.symbols = [f"binance-{c.venue.removeprefix('binance-')}:{s.upper()}" for s in c.symbols]
@@ -267,10 +268,10 @@ class LiveEngine:
                           if c.mode == "simulation" else load_replay(c.symbols, c.start, c.end, store_url=c.store_url))
             self.markets = dict(events)
             self.symbols = list(self.markets)
-        self.instruments = self._instruments(loaded=events is None)
+        self.instruments = self._instruments(from_store)
         self._restart()
 
-    def _instruments(self, loaded: bool) -> dict[str, Any]:
+    def _instruments(self, from_store: bool) -> dict[str, Any]:
         """Each symbol's spec: the simulator's config, or the store's at the replay's start (when
         the replay was read from the store); a live feed reports the venue's as it starts."""
         from genesis.store.instruments import SIMULATOR, Instrument, resolve_instrument
@@ -281,7 +282,7 @@ class LiveEngine:
 
             sim = SimConfig()
             return {s: Instrument(s, sim.tick_size, sim.lot_size, source=SIMULATOR) for s in self.symbols}
-        if c.mode != "replay" or not loaded:
+        if not from_store:
             return {}
         from genesis.store import connect
 
