@@ -14,8 +14,8 @@ import pytest
 from genesis.feeds.events import TRADE_DTYPE
 from genesis.surveillance.base import ALERT_DTYPE
 from genesis.surveillance.detectors import book_conditions as bc
-from genesis.surveillance.detectors.book_conditions import (DEPTH_DETECTOR, GAP_DETECTOR, IMBALANCE_DETECTOR,
-                                                            SPREAD_DETECTOR)
+from genesis.surveillance.detectors.book_conditions import GAP_DETECTOR, IMBALANCE_DETECTOR, SPREAD_DETECTOR
+from genesis.surveillance.detectors.depth_shock import DEPTH_DETECTOR, standing_drop
 from genesis.surveillance.detectors.spoofing_l2 import DETECTOR as SPOOF_L2
 from genesis.surveillance.detectors.stale_quotes import DETECTOR as STALE
 from genesis.surveillance.engine import Book, Inputs, SurveillanceStream, detect
@@ -176,7 +176,7 @@ def test_depth_shock_reference_is_not_a_passing_spike():
 
 
 def withdrawn_reference(ref_px, ref_sz, px, sz, traded_at, side, k):
-    """Plain-Python reference of book_conditions.standing_drop: compare a reference profile of one
+    """Plain-Python reference of depth_shock.standing_drop: compare a reference profile of one
     side with a row, levels matched by price. Returns (withdrawn share, reference depth compared,
     executed, withdrawn, touch queue moved away)."""
     better = (lambda a, b: a > b) if side == 1 else (lambda a, b: a < b)
@@ -222,7 +222,7 @@ def test_standing_drop_matches_reference(side):
         ref[:k], ref[kk:kk + k] = rp, rs
         traded = {p: float(rng.integers(0, 10)) for p in rp[np.isfinite(rp)] if rng.random() < 0.4}
         ref[2 * kk:] = [traded.get(p, 0.0) for p in np.r_[rp, np.full(kk - k, np.nan)]]
-        got = bc.standing_drop.py_func(ref, 0, kk, 2 * kk, cp[None, :], cs[None, :], 0, k, side)
+        got = standing_drop.py_func(ref, 0, kk, 2 * kk, cp[None, :], cs[None, :], 0, k, side)
         assert np.allclose(got, withdrawn_reference(rp, rs, cp, cs, traded, side, k)), (rp, rs, cp, cs, traded)
 
 
