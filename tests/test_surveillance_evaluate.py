@@ -76,3 +76,16 @@ def test_clean_runs_only_count_false_alerts():
     assert row.clean_alerts == 0 and row.false_per_hour == 0.0
     assert row.episodes >= 2 and row.recall == 1.0 and row.precision == 1.0
     assert evaluate(scenarios=(), seeds=[0], clean_seconds=0, detectors=[]).empty
+
+
+def test_the_genesis_command_runs_the_same_evaluation(capsys):
+    """``genesis surveil evaluate`` takes the module's options and prints the same table."""
+    from genesis.cli import main as genesis
+
+    options = ["--seeds", "0", "1", "--seconds", "300", "--clean-seconds", "600", "--scenarios", "wash_trades"]
+    assert genesis(["surveil", "evaluate", *options]) == 0
+    via_cli = capsys.readouterr().out
+    assert main(options) == 0
+    via_module = capsys.readouterr().out
+    assert via_cli.splitlines()[1:] == via_module.splitlines()[1:]
+    assert any(line.startswith("| wash_trades ") for line in via_cli.splitlines())

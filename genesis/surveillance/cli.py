@@ -71,9 +71,21 @@ def _cmd_rates(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from genesis.surveillance.evaluate import main
+    import sys
 
-    return int(main(seeds=args.seeds, seconds=args.seconds, clean_seconds=args.clean_seconds) or 0)
+    from genesis.surveillance.evaluate import run
+
+    return run(args, "genesis " + " ".join(sys.argv[1:]))
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The evaluation's options (``genesis surveil evaluate`` and ``python -m genesis.surveillance.evaluate``)."""
+    parser.add_argument("--seeds", type=int, nargs=2, default=(0, 5), metavar=("FIRST", "STOP"),
+                        help="seeds range(FIRST, STOP) (default 0 5)")
+    parser.add_argument("--seconds", type=float, default=900.0, help="simulated seconds per scenario run")
+    parser.add_argument("--clean-seconds", type=float, default=3600.0, help="simulated seconds per clean run")
+    parser.add_argument("--scenarios", nargs="+", default=None, help="scenarios (default: every target kind, iceberg)")
+    parser.add_argument("--tolerance", type=float, default=None, help="matching tolerance (s; default 1)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -114,7 +126,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     rates.set_defaults(handler=_cmd_rates)
 
     evaluate = surveil_sub.add_parser("evaluate", help="precision/recall of the detectors on simulated episodes")
-    evaluate.add_argument("--seeds", type=int, default=5)
-    evaluate.add_argument("--seconds", type=float, default=None, help="simulated seconds per scenario run")
-    evaluate.add_argument("--clean-seconds", type=float, default=None, help="simulated seconds per clean run")
+    add_evaluate_arguments(evaluate)
     evaluate.set_defaults(handler=_cmd_evaluate)

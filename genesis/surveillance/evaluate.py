@@ -30,6 +30,7 @@ import pandas as pd
 
 from genesis.feeds.simulator import SimConfig, simulate
 from genesis.surveillance.base import MANIPULATION_KINDS, Detector
+from genesis.surveillance.cli import add_evaluate_arguments
 from genesis.surveillance.engine import Inputs, detect
 
 TARGET_KINDS = ("spoofing", "layering", "quote_stuffing", "momentum_ignition", "wash_trades")
@@ -143,25 +144,26 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genesis.surveillance.evaluate",
-                                     description="episode-level precision/recall of the manipulation detectors")
-    parser.add_argument("--seeds", type=int, nargs=2, default=(0, 5), metavar=("FIRST", "STOP"),
-                        help="seeds range(FIRST, STOP) (default 0 5)")
-    parser.add_argument("--seconds", type=float, default=900.0, help="simulated seconds per scenario run")
-    parser.add_argument("--clean-seconds", type=float, default=3600.0, help="simulated seconds per clean run")
-    parser.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS))
-    parser.add_argument("--tolerance", type=float, default=TOLERANCE_S, help="matching tolerance (s)")
-    args = parser.parse_args(argv)
-    table = evaluate(args.scenarios, range(*args.seeds), args.seconds, clean_seconds=args.clean_seconds,
-                     tolerance_s=args.tolerance)
-    command = "python -m genesis.surveillance.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
+def run(args: argparse.Namespace, command: str) -> int:
+    """Evaluate with the options of :func:`genesis.surveillance.cli.add_evaluate_arguments` and
+    print the table, headed by the ``command`` that made it."""
+    table = evaluate(args.scenarios or DEFAULT_SCENARIOS, range(*args.seeds), args.seconds,
+                     clean_seconds=args.clean_seconds,
+                     tolerance_s=TOLERANCE_S if args.tolerance is None else args.tolerance)
     print(f"`{command.strip()}`\n")
     print(to_markdown(table))
     return 0
 
 
-__all__ = ["evaluate", "match", "to_markdown", "main", "TARGET_KINDS", "DEFAULT_SCENARIOS", "TOLERANCE_S"]
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genesis.surveillance.evaluate",
+                                     description="episode-level precision/recall of the manipulation detectors")
+    add_evaluate_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(args, "python -m genesis.surveillance.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
+
+
+__all__ = ["evaluate", "match", "to_markdown", "run", "main", "TARGET_KINDS", "DEFAULT_SCENARIOS", "TOLERANCE_S"]
 
 if __name__ == "__main__":
     raise SystemExit(main())
