@@ -250,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     # which can only be finer than the venue's lot (e.g. spot market orders sized in quote units).
     inferred = infer_instrument(events.symbol, np.concatenate((events.deltas["price"], events.trades["price"])),
                                 np.concatenate((events.deltas["qty"], events.trades["qty"])))
-    given = args.tick_size is not None and args.lot_size is not None
+    given = [name for name in ("tick_size", "lot_size") if getattr(args, name) is not None]
+    source = "given" if len(given) == 2 else f"{' and '.join(given)} given, the rest inferred" if given \
+        else "inferred from the capture"
     args.tick_size = args.tick_size if args.tick_size is not None else inferred.tick_size
     args.lot_size = args.lot_size if args.lot_size is not None else inferred.lot_size
     args.qty = args.qty if args.qty is not None else args.lot_size
@@ -266,10 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "strategy": {"kind": "taker-only market orders, alternating buy/sell", "orders": int(len(times)),
                      "interval_ns": interval_ns, "qty": args.qty, "first_order_local_ts": int(times[0]),
                      "genesis_strategy": "taker_only"},
-        "instrument": {"tick_size": args.tick_size, "lot_size": args.lot_size,
-                       "source": "given" if given else "inferred from the capture (partly)" if (
-                           args.tick_size != inferred.tick_size or args.lot_size != inferred.lot_size)
-                       else "inferred from the capture"},
+        "instrument": {"tick_size": args.tick_size, "lot_size": args.lot_size, "source": source},
         "latency_ns": {"entry": args.entry_latency_ns, "response": args.response_latency_ns},
         "fees_bps": {"taker": args.taker_fee_bps},
     }

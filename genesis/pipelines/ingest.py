@@ -49,7 +49,7 @@ from genesis.feeds.binance.capture import (
 )
 from genesis.feeds.binance.venues import read_exchange_info
 from genesis.store import Store, connect, migrate
-from genesis.store.instruments import infer_instrument, write_instruments
+from genesis.store.instruments import write_instruments
 
 KIND = "binance-capture"
 # Tables that hold rows of an ingested file (deleted by source_id on replace / rollback).
@@ -550,15 +550,11 @@ def _record_instruments(store, capture: CaptureFile, source_id: str) -> int:
     beside the file, and one inferred exactly from the file's own prices and sizes (marked
     inferred; a declared spec wins over it wherever both exist)."""
     specs = [s for s in read_exchange_info(capture.path) if s.symbol in capture.symbols]
-    for symbol, events in capture.symbols.items():
-        depth, trades, quotes = events.depth, events.trades, events.quotes
-        prices = np.concatenate((depth.price, trades["price"], quotes["bid_px"], quotes["ask_px"]))
-        sizes = np.concatenate((depth.qty, trades["qty"]))
-        times = np.concatenate((depth.exch_ts, trades["exch_ts"]))
-        times = times[times > 0]
-        if not np.any(prices > 0) or not np.any(sizes > 0):
-            continue  # nothing to infer from
-        specs.append(infer_instrument(symbol, prices, sizes, int(times.min()) if len(times) else 0))
+    for events in capture.symbols.values():
+        try:
+            specs.append(events.inferred_instrument())
+        except ValueError as exc:  # nothing to infer from, or no decimal grid: the data is stored all the same
+            log.warning("%s: no spec inferred for %s (%s)", path_text(capture.path), events.symbol, exc)
     return write_instruments(store, specs, source_id)
 
 

@@ -96,6 +96,18 @@ class SymbolEvents:
     def has_snapshot(self) -> bool:
         return bool(self.depth.is_snapshot.any())
 
+    def inferred_instrument(self):
+        """The symbol's tick and lot inferred exactly from its prices (depth, trades, quotes) and
+        sizes (depth, trades), valid from its first venue time
+        (:func:`genesis.store.instruments.infer_instrument`; a ValueError when it has none)."""
+        from genesis.store.instruments import infer_instrument
+
+        d, t, q = self.depth, self.trades, self.quotes
+        times = np.concatenate((d.exch_ts, t["exch_ts"]))
+        times = times[times > 0]
+        return infer_instrument(self.symbol, np.concatenate((d.price, t["price"], q["bid_px"], q["ask_px"])),
+                                np.concatenate((d.qty, t["qty"])), int(times.min()) if len(times) else 0)
+
 
 @dataclass
 class BadLine:

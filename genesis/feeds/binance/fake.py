@@ -48,7 +48,7 @@ from websockets.http11 import Request, Response
 from genesis.book.l2 import L2Book
 from genesis.feeds.binance.capture import read_bytes, read_capture
 from genesis.feeds.binance.venues import VENUES, Venue
-from genesis.store.instruments import EXCHANGE_INFO, INFERRED, Instrument, infer_instrument
+from genesis.store.instruments import EXCHANGE_INFO, INFERRED, Instrument
 
 
 @dataclass(frozen=True)
@@ -253,11 +253,8 @@ class FakeBinance:
         terms = dict(given)
         source = EXCHANGE_INFO
         if "tick_size" not in terms or "lot_size" not in terms:
-            events = market.events
             try:
-                inferred = infer_instrument(market.namespaced,
-                                            np.concatenate([events.depth.price, events.trades["price"]]),
-                                            np.concatenate([events.depth.qty, events.trades["qty"]]))
+                inferred = market.events.inferred_instrument()
             except ValueError as exc:
                 raise ValueError(f"cannot infer the terms of {symbol} for exchangeInfo ({exc}); give them: "
                                  f"instruments={{'{symbol}': {{'tick_size': ..., 'lot_size': ...}}}} "
